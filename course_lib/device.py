@@ -1,0 +1,92 @@
+"""Where the work runs: device choice, mixed precision, seeding and an environment report.
+
+Device order: ``COURSE_DEVICE`` if set (``cuda``, ``mps`` or ``cpu``), else CUDA, then Apple
+MPS, then the CPU. Mixed precision (bf16 autocast) is used on CUDA only; on the CPU it is slower
+than float32 for the small models of this course.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import random
+import sys
+
+import numpy as np
+import torch
+
+from .validate import check_choice, check_int
+
+DEVICE_ENV = "COURSE_DEVICE"
+_DEVICES = ("cuda", "mps", "cpu")
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    """Return the device to train on.
+
+    name: ``"cuda"``, ``"mps"``, ``"cpu"`` or ``None`` (read ``COURSE_DEVICE``, else the best available).
+    Raises ``ValueError`` for an unknown name and ``RuntimeError`` if the asked-for device is absent.
+    """
+    if name is None:
+        name = os.environ.get(DEVICE_ENV) or None
+        source = DEVICE_ENV
+    else:
+        source = "name"
+    if name is None:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    check_choice(source, name, _DEVICES)
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"{source} asks for 'cuda' but no CUDA device is available; use 'cpu'")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise RuntimeError(f"{source} asks for 'mps' but MPS is not available; use 'cpu'")
+    return torch.device(name)
+
+
+def autocast(device: torch.device | str):
+    """Context manager: bf16 autocast on CUDA, a no-op elsewhere."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def seed_everything(seed: int = 0) -> torch.Generator:
+    """Seed Python, NumPy and torch (all devices); return a CPU ``torch.Generator`` seeded likewise."""
+    check_int("seed", seed, min_value=0)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def environment_report(device: torch.device | None = None) -> dict:
+    """Versions, device and thread count, as a flat dict of strings/numbers."""
+    import matplotlib
+    device = device or pick_device()
+    report = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "matplotlib": matplotlib.__version__,
+        "device": str(device),
+        "cpu_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "cuda_available": torch.cuda.is_available(),
+        "mixed_precision": "bf16 autocast" if device.type == "cuda" else "off (float32)",
+    }
+    for module in ("torchvision", "datasets", "ipywidgets", "sklearn", "mlxtend"):
+        try:
+            report[module] = __import__(module).__version__
+        except Exception:  # pragma: no cover - optional packages
+            report[module] = "not installed"
+    if device.type == "cuda":
+        report["gpu"] = torch.cuda.get_device_name(device)
+        report["gpu_memory_gib"] = round(torch.cuda.get_device_properties(device).total_memory / 2**30, 1)
+    return report

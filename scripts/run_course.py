@@ -1,0 +1,72 @@
+"""Execute every notebook in order, save the executed copies under build/notebooks/, and write
+build/report.md from the metrics each notebook recorded.
+
+Usage: python scripts/run_course.py [--profile auto|smoke|classroom|gpu] [notebook stems ...]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default=os.environ.get("COURSE_PROFILE", "auto"),
+                        choices=["auto", "smoke", "classroom", "gpu"])
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell")
+    parser.add_argument("notebooks", nargs="*", help="notebook stems to run (default: all, in order)")
+    args = parser.parse_args(argv)
+    os.environ["COURSE_PROFILE"] = args.profile
+    os.environ.setdefault("TQDM_DISABLE", "1")
+
+    sys.path.insert(0, str(ROOT))
+    from course_lib.paths import build_dir
+    from course_lib.report import write_report
+
+    paths = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    if args.notebooks:
+        known = {p.stem: p for p in paths}
+        unknown = [n for n in args.notebooks if n not in known]
+        if unknown:
+            parser.error(f"unknown notebook(s) {unknown}; choose from {sorted(known)}")
+        paths = [known[n] for n in args.notebooks]
+    out_dir = build_dir() / "notebooks"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failures, start = [], time.perf_counter()
+    for path in paths:
+        t0 = time.perf_counter()
+        print(f"==> {path.name} (profile {args.profile})", flush=True)
+        nb = nbformat.read(path, as_version=4)
+        client = NotebookClient(nb, timeout=args.timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(path.parent)}})
+        try:
+            client.execute()
+        except CellExecutionError as err:
+            failures.append(path.name)
+            print(f"    FAILED: {str(err).splitlines()[-1] if str(err) else err}", flush=True)
+        nbformat.write(nb, out_dir / path.name)
+        print(f"    {time.perf_counter() - t0:.1f} s -> {out_dir / path.name}", flush=True)
+    report = write_report()
+    print(f"\nreport: {report}\nwhole course: {time.perf_counter() - start:.1f} s")
+    try:
+        from course_lib.site import build_site  # the static HTML edition, when available
+        print(f"site: {build_site(out_dir)}")
+    except ImportError:
+        pass
+    if failures:
+        print(f"failed notebooks: {failures}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
