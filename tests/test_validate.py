@@ -1,0 +1,41 @@
+import pytest
+import torch
+
+from course_lib.validate import check_choice, check_float, check_int, check_tensor
+
+
+def test_choice_lists_valid_options_and_suggests():
+    with pytest.raises(ValueError, match=r"profile must be one of \['smoke', 'classroom'\]; got 'smok'.*'smoke'"):
+        check_choice("profile", "smok", ["smoke", "classroom"])
+    with pytest.raises(TypeError, match="profile must be a string"):
+        check_choice("profile", 3, ["smoke"])
+    assert check_choice("p", "smoke", ["smoke"]) == "smoke"
+
+
+def test_int_and_float_ranges():
+    with pytest.raises(TypeError, match="steps must be an int; got float 1.5"):
+        check_int("steps", 1.5)
+    with pytest.raises(TypeError, match="must be an int"):
+        check_int("steps", True)
+    with pytest.raises(ValueError, match="steps must be >= 1; got 0"):
+        check_int("steps", 0, min_value=1)
+    with pytest.raises(ValueError, match="lr must be > 0.0; got 0.0"):
+        check_float("lr", 0, min_value=0.0, strict_min=True)
+    with pytest.raises(ValueError, match="p must be <= 1.0; got 2.0"):
+        check_float("p", 2, max_value=1.0)
+    assert check_float("p", 1) == 1.0
+
+
+def test_tensor_shape_dtype_messages():
+    x = torch.zeros(2, 3, 28, 28)
+    with pytest.raises(ValueError, match=r"x must have shape \(\*, 1, 28, 28\); got shape \(2, 3, 28, 28\) \(axis 1 is 3, expected 1\)"):
+        check_tensor("x", x, shape=(None, 1, 28, 28))
+    with pytest.raises(ValueError, match=r"got shape \(2, 3, 28, 28\)"):
+        check_tensor("x", x, ndim=3)
+    with pytest.raises(TypeError, match="x must be a floating-point tensor; got dtype torch.int64"):
+        check_tensor("x", x.long(), floating=True)
+    with pytest.raises(TypeError, match="x must be a torch.Tensor; got list"):
+        check_tensor("x", [1, 2])
+    with pytest.raises(TypeError, match="codes must have dtype torch.int64; got torch.float32"):
+        check_tensor("codes", x, dtype=torch.int64)
+    assert check_tensor("x", x, shape=(None, 3, 28, 28)) is x
