@@ -69,8 +69,11 @@ def check_tensor(name: str, value, *, ndim: int | None = None, shape: Sequence[i
     if shape is not None:
         ndim = len(shape)
     if ndim is not None and value.ndim != ndim:
-        want = "(" + ", ".join("B" if s is None else str(s) for s in shape) + ")" if shape else f"{ndim} dims"
-        raise ValueError(f"{name} must have shape {want}; got shape {tuple(value.shape)}")
+        if shape is not None:
+            want = "shape (" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+        else:
+            want = f"{ndim} dimensions"
+        raise ValueError(f"{name} must have {want}; got shape {tuple(value.shape)}")
     if shape is not None:
         for axis, (want_size, got_size) in enumerate(zip(shape, value.shape)):
             if want_size is not None and want_size != got_size:

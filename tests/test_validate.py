@@ -30,8 +30,10 @@ def test_tensor_shape_dtype_messages():
     x = torch.zeros(2, 3, 28, 28)
     with pytest.raises(ValueError, match=r"x must have shape \(\*, 1, 28, 28\); got shape \(2, 3, 28, 28\) \(axis 1 is 3, expected 1\)"):
         check_tensor("x", x, shape=(None, 1, 28, 28))
-    with pytest.raises(ValueError, match=r"got shape \(2, 3, 28, 28\)"):
+    with pytest.raises(ValueError, match=r"x must have 3 dimensions; got shape \(2, 3, 28, 28\)"):
         check_tensor("x", x, ndim=3)
+    with pytest.raises(ValueError, match=r"x must have shape \(\*, 28, 28\); got shape \(2, 3, 28, 28\)"):
+        check_tensor("x", x, shape=(None, 28, 28))
     with pytest.raises(TypeError, match="x must be a floating-point tensor; got dtype torch.int64"):
         check_tensor("x", x.long(), floating=True)
     with pytest.raises(TypeError, match="x must be a torch.Tensor; got list"):

@@ -43,8 +43,8 @@ SYNONYMS = {
 _SINGLE_TEMPLATES = (
     "a {size} {color} {shape} in the {where}",
     "in the {where} there is a {size} {color} {shape}",
-    "{where} : one {size} {color} {shape}",
-    "a {color} {shape} , {size} , in the {where}",
+    "{where}: one {size} {color} {shape}",
+    "a {color} {shape}, {size}, in the {where}",
 )
 _RADIUS = {"small": 0.14, "large": 0.23}  # fraction of the image side
 _SIZE_SPLIT = {"circle": 0.375, "square": 0.333, "triangle": 0.375}  # extent / side between sizes
