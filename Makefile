@@ -8,13 +8,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: course test unit notebooks student site report bench lab clean setup
+.PHONY: course test unit notebooks student site report bench lab clean setup browser-test
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --upgrade pip -q
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
@@ -29,6 +28,24 @@ unit: $(STAMP)
 
 report: $(STAMP)
 	$(BIN)/python -m course_lib.report
+
+# The student edition: exercise solutions replaced by NotImplementedError stubs, outputs stripped.
+student: $(STAMP)
+	$(BIN)/python -m course_lib.student --out build/student
+
+# Static HTML of the executed course (build/site/index.html); run `make course` first.
+site: $(STAMP)
+	$(BIN)/python -m course_lib.report
+	$(BIN)/python -m course_lib.site build/notebooks
+
+# JupyterLab + headless Chromium run notebook 00 (tests/test_browser.py). Installs playwright into
+# the venv and, as root only, Debian's chromium; never downloads a browser build of its own.
+browser-test: $(STAMP)
+	$(BIN)/python -m pip install -q playwright
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+	else echo "chromium is missing and this is not root: install Debian's chromium package (the test will skip)"; fi
+	COURSE_PROFILE=smoke TQDM_DISABLE=1 $(BIN)/python -m pytest -q -rs -p no:cacheprovider tests/test_browser.py
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks

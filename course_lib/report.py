@@ -2,22 +2,29 @@
 
 In a notebook::
 
-    run = NotebookRun("01_autoencoders")      # starts the clock, notes profile and device
+    run = start_notebook("01_autoencoders")    # seeds, starts the clock, notes profile and device
     run.record(pca16_test_mse=0.0275)          # numbers computed in this run
     run.finish()                               # writes build/metrics/01_autoencoders.json
 
 File contract: ``{"notebook", "profile", "device", "seconds", "metrics": {name: number or
 {name: number}}, "peak_memory_mb"}``. :func:`write_report` turns every such file into
-``build/report.md``, with each headline metric checked against its target in ``TARGETS``.
+``build/report.md`` and ``build/report.html``: a summary table (per notebook: device, profile,
+seconds, peak memory, targets met, key figures), the course-wide budgets, and one table per
+notebook with each headline metric checked against its target in :data:`TARGETS` (met / not met).
+When ``scripts/run_course.py`` ran, ``build/course_run.json`` adds which notebooks failed and the
+course's wall time.
 """
 from __future__ import annotations
 
+import html
 import json
 import math
 import numbers
+import os
 import resource
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .artifacts import atomic_write_bytes, atomic_write_json
@@ -25,19 +32,39 @@ from .device import pick_device
 from .paths import build_dir
 from .profiles import get_profile
 
-# Headline targets (classroom profile): metric -> (comparison, value, what it means).
-# A target written as a string names another metric of the same notebook ("<= 0.5 * pca16_test_mse").
+# Headline targets (classroom profile, from COURSE_DESIGN.md): metric -> (comparison, value, meaning).
+# A target written as a string names another metric of the same notebook ("0.5*pca16_test_mse").
 TARGETS: dict[str, tuple[str, float | str, str]] = {
     "ae16_test_mse": ("<=", "0.5*pca16_test_mse", "conv AE (16-d) at most half of PCA-16's test MSE"),
     "vae_test_neg_elbo": ("<=", 111.7, "below pythae's VAE (100 epochs), nats/image"),
     "vae_test_nll_is": ("<=", 106.2, "below pythae's VAE (100 epochs), nats/image"),
+    "vae_train_seconds": ("<=", 46.0, "less wall time than pythae's VAE (46 s)"),
     "vq_test_mse": ("<=", 0.005, "7x7 grid, 512 codes"),
     "vq_perplexity_fraction": (">=", 0.5, "perplexity at least half of the codebook"),
-    "t2i_digit_accuracy": (">=", 0.90, "independent classifier agrees with the prompt"),
+    "vq_train_seconds": ("<=", 60.0, "VQ-VAE trained within 60 s"),
+    "t2i_digit_accuracy": (">=", 0.90, "independent classifier agrees with the prompt (mean over prompts)"),
     "i2t_digit_accuracy": (">=", 0.95, "captions name the right digit"),
+    "shapes_attribute_accuracy": (">=", 0.90, "each attribute right"),
     "shapes_exact_match": (">=", 0.80, "every attribute right on seen combinations"),
     "kv_cache_speedup": (">=", 5.0, "cached sampling vs recomputing the context"),
 }
+# Targets that a dict metric must meet in every entry (others compare a dict's mean).
+EACH = {"shapes_attribute_accuracy"}
+# Metrics computed from others when a notebook did not record them itself.
+DERIVED = {"vq_perplexity_fraction": ("vq_perplexity", "/", "vq_codebook_size")}
+# Course-wide budgets: whole-course seconds per profile, and peak memory of any notebook kernel.
+COURSE_SECONDS = {"classroom": 15 * 60, "smoke": 5 * 60}
+PEAK_MEMORY_MB = 3 * 1024
+
+
+def write_public(path: Path, data: bytes) -> Path:
+    """Write atomically, readable like any file the user creates (the umask), not owner-only."""
+    path = Path(path)
+    atomic_write_bytes(path, data)
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+    return path
 
 
 def _peak_memory_mb() -> float:
@@ -92,18 +119,73 @@ class NotebookRun:
         return path
 
 
-def _target_status(name: str, metrics: dict):
+# ------------------------------------------------------------------------------ targets
+
+@dataclass(frozen=True)
+class Check:
+    """One metric of one notebook against its target. ``met`` is None when there is no target."""
+
+    name: str
+    value: object          # a number or a dict of numbers
+    target: str            # e.g. "<= 0.005 (7x7 grid, 512 codes)"; "" without a target
+    met: bool | None
+    derived: bool = False  # computed here from other metrics
+    compared: str = ""     # what was compared when it is not the value itself ("min 0.93")
+
+
+def _with_derived(metrics: dict) -> tuple[dict, set]:
+    metrics, derived = dict(metrics), set()
+    for name, (a, op, b) in DERIVED.items():
+        if name not in metrics and isinstance(metrics.get(a), numbers.Real) and isinstance(metrics.get(b), numbers.Real) \
+                and metrics[b] != 0:
+            metrics[name] = metrics[a] / metrics[b]
+            derived.add(name)
+    return metrics, derived
+
+
+def check_metric(name: str, metrics: dict) -> Check:
+    """Compare ``metrics[name]`` with its target (other metrics of the notebook may be needed)."""
+    value = metrics[name]
     if name not in TARGETS:
-        return None, ""
+        return Check(name, value, "", None)
     op, want, note = TARGETS[name]
     if isinstance(want, str):
         factor, other = want.split("*")
-        if other not in metrics:
-            return None, note
+        if not isinstance(metrics.get(other), numbers.Real):
+            return Check(name, value, f"{op} {want} ({note}; {other} not recorded)", None)
         want = float(factor) * metrics[other]
-    got = metrics[name]
+    compared = ""
+    if isinstance(value, dict):
+        numbers_ = [v for v in value.values() if isinstance(v, numbers.Real)]
+        if not numbers_:
+            return Check(name, value, f"{op} {want:.4g} ({note})", None)
+        if name in EACH:
+            got = max(numbers_) if op == "<=" else min(numbers_)
+            compared = f"{'max' if op == '<=' else 'min'} {got:.4g}"
+        else:
+            got = sum(numbers_) / len(numbers_)
+            compared = f"mean {got:.4g}"
+    else:
+        got = value
     ok = got <= want if op == "<=" else got >= want
-    return ok, f"{op} {want:.4g} ({note})"
+    each = "each " if name in EACH else ""
+    return Check(name, value, f"{each}{op} {want:.4g} ({note})", bool(ok), compared=compared)
+
+
+def _target_status(name: str, metrics: dict):
+    """(met or None, target text): kept for callers of the first version."""
+    check = check_metric(name, _with_derived(metrics)[0])
+    return check.met, check.target
+
+
+def notebook_checks(run: dict) -> list[Check]:
+    """Every metric of one metrics file, in recorded order, derived ones (e.g. perplexity fraction) after."""
+    metrics, derived = _with_derived(run.get("metrics", {}))
+    checks = []
+    for name in metrics:
+        c = check_metric(name, metrics)
+        checks.append(Check(c.name, c.value, c.target, c.met, name in derived, c.compared))
+    return checks
 
 
 def _fmt(value) -> str:
@@ -114,38 +196,202 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def _mark(met: bool | None, profile: str) -> str:
+    if met is None:
+        return ""
+    if met:
+        return "met"
+    return "not met (smoke: not expected)" if profile == "smoke" else "not met"
+
+
+# ------------------------------------------------------------------------------ gathering
+
 def load_metrics(directory: Path | None = None) -> list[dict]:
     """Every ``build/metrics/*.json``, sorted by notebook name."""
     directory = Path(directory) if directory is not None else build_dir() / "metrics"
     return [json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))]
 
 
-def write_report(directory: Path | None = None, out: Path | None = None) -> Path:
-    """Gather the metric files into ``build/report.md``: a table per notebook, targets marked."""
-    runs = load_metrics(directory)
-    lines = ["# Course report", "", f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')}.", ""]
-    if not runs:
-        lines.append("No notebook has recorded metrics yet: run the course first.")
+def load_course_run(path: Path | None = None) -> dict | None:
+    """``build/course_run.json`` written by ``scripts/run_course.py``, or None."""
+    path = Path(path) if path is not None else build_dir() / "course_run.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass
+class Summary:
+    """Everything the report shows, computed once for the Markdown and HTML versions."""
+
+    runs: list
+    checks: dict           # notebook -> list[Check]
+    status: dict           # notebook -> "ok" / "failed" / "" (from course_run.json)
+    missing: list          # notebooks the course run executed that recorded no metrics
+    course: list           # (what, value, target, met or None)
+
+
+def summarize(runs: list[dict], course_run: dict | None = None) -> Summary:
+    checks = {r["notebook"]: notebook_checks(r) for r in runs}
+    status, missing = {}, []
+    recorded = {r["notebook"] for r in runs}
+    for item in (course_run or {}).get("notebooks", []):
+        status[item["notebook"]] = item.get("status", "")
+        if item["notebook"] not in recorded:
+            missing.append(item)
+    course = []
+    profiles = {r["profile"] for r in runs}
     total = sum(r.get("seconds", 0) for r in runs)
     if runs:
-        lines += ["| notebook | profile | device | seconds | peak memory (MB) |", "|---|---|---|---|---|"]
+        profile = profiles.pop() if len(profiles) == 1 else None
+        budget = COURSE_SECONDS.get(profile) if profile else None
+        target = f"<= {budget} s ({profile} profile)" if budget else ""
+        course.append(("whole course, sum of notebook seconds", f"{total:.1f} s", target,
+                       (total <= budget) if budget else None))
+        if course_run and course_run.get("wall_seconds") is not None:
+            wall = course_run["wall_seconds"]
+            all_ran = not missing and {i["notebook"] for i in course_run.get("notebooks", [])} >= recorded
+            course.append(("whole course, wall time of the last `make course`"
+                           + ("" if all_ran else " (not every notebook)"), f"{wall:.1f} s",
+                           target if all_ran else "", (wall <= budget) if budget and all_ran else None))
+        peaks = [(r.get("peak_memory_mb"), r["notebook"]) for r in runs if r.get("peak_memory_mb") is not None]
+        if peaks:
+            peak, where = max(peaks)
+            course.append(("peak memory of any notebook kernel", f"{peak:.0f} MB ({where})",
+                           f"< {PEAK_MEMORY_MB} MB", peak < PEAK_MEMORY_MB))
+    return Summary(runs, checks, status, missing, course)
+
+
+def _key_figures(checks: list[Check]) -> str:
+    """The metrics that have a target (the headline ones), compactly."""
+    parts = []
+    for c in checks:
+        if c.met is None:
+            continue
+        shown = c.compared or _fmt(c.value)
+        parts.append(f"{c.name} {shown} ({'met' if c.met else 'not met'})")
+    return "; ".join(parts)
+
+
+def _met_count(checks: list[Check]) -> str:
+    judged = [c for c in checks if c.met is not None]
+    return f"{sum(c.met for c in judged)}/{len(judged)}" if judged else "-"
+
+
+# ------------------------------------------------------------------------------ rendering
+
+def render_markdown(summary: Summary) -> str:
+    runs = summary.runs
+    lines = ["# Course report", "", f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')}.", ""]
+    if not runs and not summary.missing:
+        lines.append("No notebook has recorded metrics yet: run the course first (`make course`).")
+    if runs:
+        lines += ["| notebook | profile | device | seconds | peak memory (MB) | targets met | key figures |",
+                  "|---|---|---|---|---|---|---|"]
         for r in runs:
-            lines.append(f"| {r['notebook']} | {r['profile']} | {r['device']} | {r['seconds']:.1f} | "
-                         f"{r.get('peak_memory_mb', '')} |")
-        lines += [f"| **total** | | | {total:.1f} | |", ""]
+            failed = " (**failed**)" if summary.status.get(r["notebook"]) == "failed" else ""
+            lines.append(f"| {r['notebook']}{failed} | {r['profile']} | {r['device']} | {r['seconds']:.1f} | "
+                         f"{r.get('peak_memory_mb', '')} | {_met_count(summary.checks[r['notebook']])} | "
+                         f"{_key_figures(summary.checks[r['notebook']])} |")
+        lines.append("")
+    for item in summary.missing:
+        lines += [f"**{item['notebook']}** recorded no metrics in the last course run "
+                  f"({item.get('status', '?')}: {item.get('error', '')}).", ""]
+    if summary.course:
+        lines += ["| course | value | target | met |", "|---|---|---|---|"]
+        for what, value, target, met in summary.course:
+            lines.append(f"| {what} | {value} | {target} | {_mark(met, '')} |")
+        lines.append("")
     for r in runs:
         lines += [f"## {r['notebook']}", "",
-                  f"Profile `{r['profile']}` on `{r['device']}`, {r['seconds']:.1f} s.", "",
+                  f"Profile `{r['profile']}` on `{r['device']}`, {r['seconds']:.1f} s"
+                  + (f", peak memory {r['peak_memory_mb']} MB" if r.get("peak_memory_mb") is not None else "") + ".", "",
                   "| metric | value | target | met |", "|---|---|---|---|"]
-        for name, value in r["metrics"].items():
-            ok, target = _target_status(name, r["metrics"]) if not isinstance(value, dict) else (None, "")
-            mark = "" if ok is None else ("yes" if ok else "**no**")
-            if ok is not None and r["profile"] == "smoke":
-                mark += " (smoke: not expected)" if not ok else ""
-            lines.append(f"| {name} | {_fmt(value)} | {target} | {mark} |")
+        for c in summary.checks[r["notebook"]]:
+            value = _fmt(c.value) + (f" ({c.compared})" if c.compared and isinstance(c.value, dict) else "")
+            name = c.name + (" (derived)" if c.derived else "")
+            lines.append(f"| {name} | {value} | {c.target} | {_mark(c.met, r['profile'])} |")
         lines.append("")
+    return "\n".join(lines)
+
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}
+th{background:#f3f3f3}.met{color:#11691b;font-weight:600}.notmet{color:#b00020;font-weight:600}
+.smoke{color:#8a6d00}code{background:#f5f5f5;padding:0 .2em}"""
+
+
+def _html_mark(met: bool | None, profile: str) -> str:
+    text = _mark(met, profile)
+    if met is None:
+        return ""
+    cls = "met" if met else ("smoke" if profile == "smoke" else "notmet")
+    return f'<span class="{cls}">{html.escape(text)}</span>'
+
+
+def render_html_body(summary: Summary, links: dict | None = None) -> str:
+    """The report as an HTML fragment (tables); ``links`` maps notebook -> href (the site uses it)."""
+    e = html.escape
+    links = links or {}
+    out = []
+    if not summary.runs and not summary.missing:
+        out.append("<p>No notebook has recorded metrics yet: run the course first (<code>make course</code>).</p>")
+    if summary.runs:
+        out.append("<table><tr><th>notebook</th><th>profile</th><th>device</th><th>seconds</th>"
+                   "<th>peak memory (MB)</th><th>targets met</th><th>key figures</th></tr>")
+        for r in summary.runs:
+            name = r["notebook"]
+            cell = f'<a href="{e(links[name])}">{e(name)}</a>' if name in links else e(name)
+            if summary.status.get(name) == "failed":
+                cell += ' <span class="notmet">(failed)</span>'
+            out.append(f"<tr><td>{cell}</td><td>{e(r['profile'])}</td><td>{e(r['device'])}</td>"
+                       f"<td>{r['seconds']:.1f}</td><td>{e(str(r.get('peak_memory_mb', '')))}</td>"
+                       f"<td>{_met_count(summary.checks[name])}</td><td>{e(_key_figures(summary.checks[name]))}</td></tr>")
+        out.append("</table>")
+    for item in summary.missing:
+        out.append(f"<p><b>{e(item['notebook'])}</b> recorded no metrics in the last course run "
+                   f"({e(str(item.get('status', '?')))}: {e(str(item.get('error', '')))}).</p>")
+    if summary.course:
+        out.append("<table><tr><th>course</th><th>value</th><th>target</th><th>met</th></tr>")
+        for what, value, target, met in summary.course:
+            out.append(f"<tr><td>{e(what)}</td><td>{e(value)}</td><td>{e(target)}</td><td>{_html_mark(met, '')}</td></tr>")
+        out.append("</table>")
+    for r in summary.runs:
+        name = r["notebook"]
+        title = f'<a href="{e(links[name])}">{e(name)}</a>' if name in links else e(name)
+        out.append(f"<h2 id=\"{e(name)}\">{title}</h2><p>Profile <code>{e(r['profile'])}</code> on "
+                   f"<code>{e(r['device'])}</code>, {r['seconds']:.1f} s.</p>")
+        out.append("<table><tr><th>metric</th><th>value</th><th>target</th><th>met</th></tr>")
+        for c in summary.checks[name]:
+            value = _fmt(c.value) + (f" ({c.compared})" if c.compared and isinstance(c.value, dict) else "")
+            out.append(f"<tr><td>{e(c.name)}{' (derived)' if c.derived else ''}</td><td>{e(value)}</td>"
+                       f"<td>{e(c.target)}</td><td>{_html_mark(c.met, r['profile'])}</td></tr>")
+        out.append("</table>")
+    return "\n".join(out)
+
+
+def html_page(title: str, body: str) -> str:
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"<style>{_CSS}</style></head><body>\n{body}\n</body></html>\n")
+
+
+def write_report(directory: Path | None = None, out: Path | None = None, html_out: bool = True,
+                 course_run: Path | None = None) -> Path:
+    """Gather the metric files into ``build/report.md`` (and ``.html`` beside it); return the ``.md`` path.
+
+    ``directory``: the metrics folder (default ``build/metrics``); ``course_run``: the course-run
+    file (default ``build/course_run.json``, used only with the default metrics folder).
+    """
+    runs = load_metrics(directory)
+    run_info = load_course_run(course_run) if (course_run is not None or directory is None) else None
+    summary = summarize(runs, run_info)
     out = Path(out) if out is not None else build_dir() / "report.md"
-    atomic_write_bytes(out, "\n".join(lines).encode())
+    write_public(out, render_markdown(summary).encode())
+    if html_out:
+        body = (f"<h1>Course report</h1><p>Generated {time.strftime('%Y-%m-%d %H:%M:%S')}.</p>\n"
+                + render_html_body(summary))
+        write_public(out.with_suffix(".html"), html_page("Course report", body).encode())
     return out
 
 

@@ -1,5 +1,10 @@
 """Execute every notebook in order, save the executed copies under build/notebooks/, and write
-build/report.md from the metrics each notebook recorded.
+build/report.md (+ report.html) from the metrics each notebook recorded, then the static site
+build/site/index.html.
+
+Each notebook's old metrics file is removed before it runs, so a notebook that fails cannot be
+reported with numbers from an earlier run. build/course_run.json records what this run did
+(profile, per-notebook status and wall seconds, whole-course wall seconds).
 
 Usage: python scripts/run_course.py [--profile auto|smoke|classroom|gpu] [notebook stems ...]
 """
@@ -23,6 +28,7 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", default=os.environ.get("COURSE_PROFILE", "auto"),
                         choices=["auto", "smoke", "classroom", "gpu"])
     parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell")
+    parser.add_argument("--no-site", action="store_true", help="skip the static HTML site")
     parser.add_argument("notebooks", nargs="*", help="notebook stems to run (default: all, in order)")
     args = parser.parse_args(argv)
     os.environ["COURSE_PROFILE"] = args.profile
@@ -30,6 +36,7 @@ def main(argv=None) -> int:
 
     sys.path.insert(0, str(ROOT))
     from course_lib.paths import build_dir
+    from course_lib.artifacts import atomic_write_json
     from course_lib.report import write_report
 
     paths = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -41,27 +48,39 @@ def main(argv=None) -> int:
         paths = [known[n] for n in args.notebooks]
     out_dir = build_dir() / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
-    failures, start = [], time.perf_counter()
+    failures, start, done = [], time.perf_counter(), []
     for path in paths:
         t0 = time.perf_counter()
         print(f"==> {path.name} (profile {args.profile})", flush=True)
+        (build_dir() / "metrics" / f"{path.stem}.json").unlink(missing_ok=True)
         nb = nbformat.read(path, as_version=4)
         client = NotebookClient(nb, timeout=args.timeout, kernel_name="python3",
                                 resources={"metadata": {"path": str(path.parent)}})
+        status, error = "ok", ""
         try:
             client.execute()
         except CellExecutionError as err:
+            status, error = "failed", (str(err).strip().splitlines() or [type(err).__name__])[-1]
+        except Exception as err:  # a dead kernel, a timeout: report it and go on with the next notebook
+            status, error = "failed", f"{type(err).__name__}: {err}"
+        if status == "failed":
             failures.append(path.name)
-            print(f"    FAILED: {str(err).splitlines()[-1] if str(err) else err}", flush=True)
+            print(f"    FAILED: {error}", flush=True)
         nbformat.write(nb, out_dir / path.name)
-        print(f"    {time.perf_counter() - t0:.1f} s -> {out_dir / path.name}", flush=True)
+        seconds = time.perf_counter() - t0
+        done.append({"notebook": path.stem, "status": status, "error": error, "wall_seconds": round(seconds, 2)})
+        print(f"    {seconds:.1f} s -> {out_dir / path.name}", flush=True)
+        atomic_write_json(build_dir() / "course_run.json",
+                          {"profile": args.profile, "notebooks": done, "complete": False,
+                           "wall_seconds": round(time.perf_counter() - start, 2)})
+    atomic_write_json(build_dir() / "course_run.json",
+                      {"profile": args.profile, "notebooks": done, "complete": True,
+                       "wall_seconds": round(time.perf_counter() - start, 2)})
     report = write_report()
     print(f"\nreport: {report}\nwhole course: {time.perf_counter() - start:.1f} s")
-    try:
-        from course_lib.site import build_site  # the static HTML edition, when available
+    if not args.no_site:
+        from course_lib.site import build_site  # the static HTML edition of the executed notebooks
         print(f"site: {build_site(out_dir)}")
-    except ImportError:
-        pass
     if failures:
         print(f"failed notebooks: {failures}")
         return 1

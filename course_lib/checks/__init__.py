@@ -53,6 +53,13 @@ def expect_shape(name: str, got, want: tuple) -> None:
         raise CheckFailed(f"{name} should have shape {tuple(want)}, but it has shape {tuple(got.shape)}")
 
 
+def _starts(t: torch.Tensor, n: int = 3) -> str:
+    """The first ``n`` entries, 4 significant digits: ``[0.1642, 0.1758, 0.1582, ...]``."""
+    flat = t.flatten()
+    items = ", ".join(f"{v:.4g}" for v in flat[:n].tolist())
+    return f"[{items}{', ...' if flat.numel() > n else ''}]"
+
+
 def expect_close(name: str, got, want, *, atol: float = 1e-5, rtol: float = 1e-4, hint: str = "") -> None:
     """``got`` must equal ``want`` (tensors or numbers) within tolerance; the message shows both."""
     want_t = torch.as_tensor(want, dtype=torch.float64)
@@ -70,34 +77,49 @@ def expect_close(name: str, got, want, *, atol: float = 1e-5, rtol: float = 1e-4
         if got_t.numel() == 1:
             detail = f"expected {want_t.item():.6g}, got {got_t.item():.6g}"
         else:
-            detail = (f"largest difference {err:.3g}; expected starts {want_t.flatten()[:3].tolist()}, "
-                      f"got starts {got_t.flatten()[:3].tolist()}")
+            detail = (f"largest difference {err:.3g}; expected starts {_starts(want_t)}, "
+                      f"got starts {_starts(got_t)}")
         raise CheckFailed(f"{name} is off: {detail}." + (f" Hint: {hint}" if hint else ""))
 
 
+def _where(err: BaseException) -> str:
+    """`` (line N: `code`)`` for the deepest frame in the learner's code, if it can be told."""
+    frames = traceback.extract_tb(err.__traceback__)
+    here = __file__.rsplit(".", 1)[0]
+    skip = ("site-packages", "dist-packages", "/course_lib/", "<frozen")
+    mine = [f for f in frames if not f.filename.startswith(here) and not any(s in f.filename for s in skip)]
+    frame = (mine or frames[-1:] or [None])[-1]
+    if frame is None or not frame.line:
+        return ""
+    return f" (line {frame.lineno}: `{frame.line.strip()}`)"
+
+
 def exercise_check(title: str):
-    """Decorate a check function ``check(learner_fn, ...) -> str | None`` (the success detail)."""
+    """Decorate a check function ``check(learner_fn, ...) -> str | None`` (the success detail).
+
+    The decorated check prints ``[ok] <title>: <detail>`` and returns True, or raises
+    :class:`ExerciseError` whose message (shown without a traceback in Jupyter) starts with
+    ``[todo]`` (a stub raising ``NotImplementedError``), ``[wrong]`` (an ``expect_*`` failed) or
+    ``[error]`` (the learner's code raised something else).
+    """
 
     def wrap(check):
         @functools.wraps(check)
         def run(*args, **kwargs):
             try:
                 detail = check(*args, **kwargs)
+            except ExerciseError:
+                raise
             except NotImplementedError as err:
                 hint = str(err).strip()
                 msg = (f"[todo] {title}: not yet implemented. Replace the `raise NotImplementedError` "
-                       f"in the exercise cell with your code" + (f" ({hint})" if hint else "") + ", then run this cell again.")
-                print(msg)
+                       f"in the exercise cell with your code" + (f" (hint: {hint})" if hint else "")
+                       + ", run that cell, then run this check again.")
                 raise ExerciseError(msg, "todo") from None
             except CheckFailed as err:
-                msg = f"[wrong] {title}: {err}"
-                print(msg)
-                raise ExerciseError(msg, "wrong") from None
+                raise ExerciseError(f"[wrong] {title}: {err}", "wrong") from None
             except Exception as err:  # the learner's code crashed: say where, briefly
-                frames = traceback.extract_tb(err.__traceback__)
-                where = f" (line {frames[-1].lineno}: `{frames[-1].line}`)" if frames and frames[-1].line else ""
-                msg = f"[error] {title}: your code raised {type(err).__name__}: {err}{where}"
-                print(msg)
+                msg = f"[error] {title}: your code raised {type(err).__name__}: {err}{_where(err)}"
                 raise ExerciseError(msg, "error") from None
             msg = f"[ok] {title}" + (f": {detail}" if detail else "")
             print(msg)
