@@ -41,7 +41,7 @@ site: $(STAMP)
 # JupyterLab + headless Chromium run notebook 00 (tests/test_browser.py). Installs playwright into
 # the venv and, as root only, Debian's chromium; never downloads a browser build of its own.
 browser-test: $(STAMP)
-	$(BIN)/python -m pip install -q playwright
+	$(BIN)/python -m pip install -q -e '.[test,browser]'
 	@if command -v chromium >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
 	else echo "chromium is missing and this is not root: install Debian's chromium package (the test will skip)"; fi

@@ -1,0 +1,124 @@
+"""A small digit classifier: the independent judge of generated and reconstructed digits.
+
+Notebook 04 uses it to check that tokenized digits stay recognisable; notebook 05 uses it to
+score digits drawn from captions. It is trained on the MNIST-5k train split only, and its
+test accuracy is reported wherever it judges something.
+
+    clf = get_digit_classifier()             # loads data/artifacts/digit_classifier_<profile>, or trains
+    labels = predict_digits(clf, images)     # (B, 1, 28, 28) in [0, 1] -> (B,) long
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..validate import check_tensor
+
+__all__ = ["DigitCNN", "get_digit_classifier", "predict_digits", "digit_accuracy", "train_digit_classifier"]
+
+
+class DigitCNN(nn.Module):
+    """x: (B, 1, 28, 28) in [0, 1] -> logits (B, 10). Two conv+pool blocks and a small MLP (~110k params)."""
+
+    def __init__(self, hidden: int = 64, dropout: float = 0.3):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),     # 14x14
+            nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),    # 7x7
+        )
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(32 * 7 * 7, hidden), nn.ReLU(),
+                                  nn.Dropout(dropout), nn.Linear(hidden, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_tensor("x", x, shape=(None, 1, 28, 28), floating=True)
+        return self.head(self.features(x))
+
+
+def _shift(x: torch.Tensor, max_shift: int = 2) -> torch.Tensor:
+    """Random translations by up to ``max_shift`` pixels (one shift per example): (B, 1, 28, 28)."""
+    b = x.shape[0]
+    padded = F.pad(x, (max_shift,) * 4)
+    dx = torch.randint(0, 2 * max_shift + 1, (b,))
+    dy = torch.randint(0, 2 * max_shift + 1, (b,))
+    rows = (dy[:, None] + torch.arange(28)[None, :]).to(x.device)  # (B, 28)
+    cols = (dx[:, None] + torch.arange(28)[None, :]).to(x.device)
+    out = padded[torch.arange(b, device=x.device)[:, None, None], 0, rows[:, :, None], cols[:, None, :]]
+    return out[:, None]
+
+
+def _loss(model, batch):
+    x, y = batch
+    logits = model(_shift(x))
+    loss = F.cross_entropy(logits, y)
+    return loss, {"accuracy": float((logits.argmax(1) == y).float().mean())}
+
+
+@torch.no_grad()
+def predict_digits(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Predicted labels: x (B, 1, 28, 28) in [0, 1] (any device) -> (B,) long on x's device."""
+    check_tensor("x", x, shape=(None, 1, 28, 28), floating=True)
+    model.eval()
+    dev = next(model.parameters()).device
+    out = [model(x[i:i + batch_size].to(dev)).argmax(1) for i in range(0, len(x), batch_size)]
+    return torch.cat(out).to(x.device) if out else torch.empty(0, dtype=torch.long, device=x.device)
+
+
+def digit_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Fraction of ``x`` (B, 1, 28, 28) classified as ``y`` (B,)."""
+    check_tensor("y", y, ndim=1)
+    if len(y) != len(x):
+        raise ValueError(f"x and y must have the same length; got {len(x)} and {len(y)}")
+    return float((predict_digits(model, x).cpu() == y.cpu()).float().mean())
+
+
+def train_digit_classifier(x: torch.Tensor, y: torch.Tensor, *, steps: int, device=None, seed: int = 0):
+    """Train a :class:`DigitCNN` on x (N, 1, 28, 28), y (N,); returns ``(model, history)``."""
+    from ..train import fit
+    torch.manual_seed(seed)
+    model = DigitCNN()
+    history = fit(model, _loss, (x, y), steps=steps, batch_size=64, lr=2e-3, device=device, seed=seed,
+                  cosine=True, desc="digit classifier")
+    return model.eval(), history
+
+
+def get_digit_classifier(profile=None, device=None, *, verbose: bool = True) -> DigitCNN:
+    """The judge: loads artifact ``digit_classifier_<profile>`` or trains it on the MNIST-5k train split.
+
+    Prints one line: loaded or trained, and its accuracy on the 500 test digits. The model has an
+    attribute ``test_accuracy``.
+    """
+    from ..artifacts import load_artifact, save_artifact
+    from ..data import as_tensors, load_digits
+    from ..device import pick_device
+    from ..profiles import Profile, get_profile
+    if profile is None or isinstance(profile, str):
+        profile = get_profile(profile)
+    if not isinstance(profile, Profile):
+        raise TypeError(f"profile must be a Profile, a profile name or None; got {type(profile).__name__}")
+    device = torch.device(device) if device is not None else pick_device()
+    name = f"digit_classifier_{profile.name}"
+    loaded = load_artifact(name, lambda hp: DigitCNN(hidden=hp["hidden"]), verbose=False)
+    if loaded is not None:
+        model, meta = loaded
+        model.test_accuracy = meta["metrics"]["test_accuracy"]
+        if verbose:
+            print(f"loaded digit classifier {name!r} from data/artifacts "
+                  f"(test accuracy {model.test_accuracy:.1%})")
+        return model.to(device).eval()
+    dd = load_digits(verbose=False)
+    xtr, ytr = as_tensors(dd["train"])
+    xte, yte = as_tensors(dd["test"])
+    steps = profile.choose(smoke=150, classroom=800, gpu=2000)
+    start = time.perf_counter()
+    model, _ = train_digit_classifier(xtr, ytr, steps=steps, device=device)
+    seconds = time.perf_counter() - start
+    model.test_accuracy = digit_accuracy(model, xte, yte)
+    save_artifact(name, model, {"hidden": 64, "steps": steps},
+                  metrics={"test_accuracy": model.test_accuracy, "train_seconds": seconds})
+    if verbose:
+        print(f"trained digit classifier {name!r} in {seconds:.0f} s ({steps} steps on the 4,500 train digits; "
+              f"test accuracy {model.test_accuracy:.1%}); saved to data/artifacts")
+    return model.to(device).eval()

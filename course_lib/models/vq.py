@@ -1,0 +1,494 @@
+"""Vector quantization and the VQ-VAE: continuous latents become grids of integer codes.
+
+Pieces (each one small, each explained in notebooks 03 and 04):
+
+* :func:`nearest_code` - index of the closest codebook vector for every latent vector.
+* :func:`kmeans` - Lloyd's algorithm: vector quantization learned offline.
+* :class:`VectorQuantizer` - a codebook with the straight-through estimator and
+  codebook/commitment losses; options: EMA codebook updates, k-means initialisation on the
+  first batch, dead-code restart, cosine-similarity (l2-normalised) codes.
+* :class:`FSQ` - finite scalar quantization: round each of a few bounded channels to a few levels.
+* :class:`ResidualVQ` - several quantizers in a row, each coding what the previous left over.
+* :class:`Encoder`, :class:`Decoder`, :class:`VQVAE` - the conv autoencoder around a quantizer.
+
+Every quantizer maps ``z: (B, D, H, W)`` to a :class:`QuantizerOutput` with the quantized
+latents (straight-through: the forward value is the code, the gradient flows to ``z``), the
+integer codes and the auxiliary loss to add to the reconstruction loss.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..validate import check_choice, check_float, check_int, check_tensor
+
+__all__ = ["QuantizerOutput", "nearest_code", "kmeans", "perplexity", "code_counts", "VectorQuantizer",
+           "FSQ", "ResidualVQ", "Encoder", "Decoder", "VQVAE", "build_quantizer", "vqvae_loss"]
+
+
+@dataclass
+class QuantizerOutput:
+    """What a quantizer returns.
+
+    z_q: (B, D, H, W) quantized latents (straight-through: gradient of z_q flows to z);
+    indices: (B, H, W) long codes (``(B, H, W, Q)`` for :class:`ResidualVQ` with Q stages);
+    loss: scalar auxiliary loss (codebook + commitment; 0 for FSQ);
+    stats: floats for logging (e.g. the batch's ``perplexity`` and ``used`` fraction).
+    """
+
+    z_q: torch.Tensor
+    indices: torch.Tensor
+    loss: torch.Tensor
+    stats: dict
+
+
+def _flatten(z: torch.Tensor) -> torch.Tensor:
+    """(B, D, H, W) -> (B*H*W, D)."""
+    return z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
+
+
+def _unflatten(flat: torch.Tensor, shape) -> torch.Tensor:
+    """(B*H*W, D) -> (B, D, H, W) for ``shape`` = (B, D, H, W)."""
+    b, d, h, w = shape
+    return flat.reshape(b, h, w, d).permute(0, 3, 1, 2).contiguous()
+
+
+def nearest_code(vectors: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    """Index of the nearest code (squared Euclidean distance) for each vector.
+
+    vectors: (N, D); codebook: (K, D) -> (N,) long. Uses ||v||^2 - 2 v.c + ||c||^2, without
+    building an (N, K, D) tensor.
+    """
+    check_tensor("vectors", vectors, ndim=2, floating=True)
+    check_tensor("codebook", codebook, ndim=2, floating=True)
+    if vectors.shape[1] != codebook.shape[1]:
+        raise ValueError(f"vectors and codebook must have the same width D; got {vectors.shape[1]} and "
+                         f"{codebook.shape[1]}")
+    d = (vectors.pow(2).sum(1, keepdim=True) - 2 * vectors @ codebook.t()
+         + codebook.pow(2).sum(1)[None, :])
+    return d.argmin(dim=1)
+
+
+@torch.no_grad()
+def kmeans(vectors: torch.Tensor, k: int, *, iters: int = 10, generator: torch.Generator | None = None,
+           return_history: bool = False):
+    """Lloyd's algorithm: k centroids minimising the mean squared distance to ``vectors``.
+
+    vectors: (N, D) -> centroids (k, D) (and, if ``return_history``, the distortion after each
+    iteration). Initialised with k distinct random vectors (with repeats if N < k). An empty
+    cluster is re-seeded with a random vector, so every centroid stays in use.
+    """
+    check_tensor("vectors", vectors, ndim=2, floating=True)
+    check_int("k", k, min_value=1)
+    check_int("iters", iters, min_value=0)
+    n = vectors.shape[0]
+    g = generator
+    dev = vectors.device
+    if n >= k:
+        start = torch.randperm(n, generator=g)[:k]
+    else:
+        start = torch.randint(n, (k,), generator=g)
+    centroids = vectors[start.to(dev)].clone()
+    history = []
+    for _ in range(iters):
+        idx = nearest_code(vectors, centroids)
+        counts = torch.bincount(idx, minlength=k).to(vectors.dtype)
+        sums = torch.zeros_like(centroids).index_add_(0, idx, vectors)
+        empty = counts == 0
+        centroids = torch.where(empty[:, None], centroids, sums / counts.clamp(min=1)[:, None])
+        if empty.any():
+            centroids[empty] = vectors[torch.randint(n, (int(empty.sum()),), generator=g).to(dev)]
+        if return_history:
+            history.append(float((vectors - centroids[nearest_code(vectors, centroids)]).pow(2).sum(1).mean()))
+    return (centroids, history) if return_history else centroids
+
+
+def code_counts(indices: torch.Tensor, num_codes: int) -> torch.Tensor:
+    """How often each code occurs: indices (any shape, long) -> (num_codes,) float counts."""
+    check_tensor("indices", indices, dtype=torch.long)
+    check_int("num_codes", num_codes, min_value=1)
+    return torch.bincount(indices.reshape(-1), minlength=num_codes).float()
+
+
+def perplexity(counts: torch.Tensor) -> float:
+    """exp(entropy) of the code distribution given by ``counts`` (num_codes,): an effective code count.
+
+    Compute ``counts`` over a whole dataset: a per-batch perplexity depends on the batch size.
+    """
+    check_tensor("counts", counts, ndim=1)
+    p = counts.float() / counts.float().sum().clamp(min=1e-12)
+    entropy = -(p * torch.log(p.clamp(min=1e-12))).sum()
+    return float(torch.exp(entropy))
+
+
+class VectorQuantizer(nn.Module):
+    """A codebook of ``num_codes`` vectors of width ``dim``: z -> nearest code, straight through.
+
+    Loss (van den Oord et al. 2017): ``||sg[z] - e||^2`` (codebook, only without EMA) +
+    ``beta * ||z - sg[e]||^2`` (commitment).
+
+    Options (notebook 04 compares them):
+      ema: update codes as exponential moving averages of the vectors assigned to them
+        (decay ``decay``) instead of by gradient descent.
+      kmeans_init: on the first training batch, set the codebook to k-means centroids of it.
+      dead_threshold: after each training step, any code whose EMA usage count (expected number
+        of vectors per batch, decay ``decay``) is below this is replaced by a random latent vector
+        of the batch ("dead-code restart"); 0 turns it off.
+      cosine: compare l2-normalised vectors (codes live on the unit sphere).
+    """
+
+    def __init__(self, num_codes: int, dim: int, *, beta: float = 0.25, ema: bool = False,
+                 decay: float = 0.99, eps: float = 1e-5, kmeans_init: bool = False, kmeans_iters: int = 10,
+                 dead_threshold: float = 0.0, cosine: bool = False):
+        super().__init__()
+        self.num_codes = check_int("num_codes", num_codes, min_value=2)
+        self.dim = check_int("dim", dim, min_value=1)
+        self.beta = check_float("beta", beta, min_value=0.0)
+        self.ema = bool(ema)
+        self.decay = check_float("decay", decay, min_value=0.0, max_value=1.0)
+        self.eps = check_float("eps", eps, min_value=0.0)
+        self.kmeans_init = bool(kmeans_init)
+        self.kmeans_iters = check_int("kmeans_iters", kmeans_iters, min_value=1)
+        self.dead_threshold = check_float("dead_threshold", dead_threshold, min_value=0.0)
+        self.cosine = bool(cosine)
+        init = torch.randn(num_codes, dim)
+        if not cosine:
+            init = init * 0.1  # small codes near the origin, as in common VQ-VAE code
+        self.codebook = nn.Parameter(init, requires_grad=not self.ema)
+        self.register_buffer("cluster_size", torch.zeros(num_codes))       # EMA counts (EMA mode)
+        self.register_buffer("embed_sum", init.clone())                   # EMA sums (EMA mode)
+        self.register_buffer("usage", torch.ones(num_codes))               # EMA counts for dead codes
+        self.register_buffer("initialized", torch.tensor(not self.kmeans_init))
+        self.restarts = 0  # how many codes were restarted (not saved)
+
+    def extra_repr(self) -> str:
+        return (f"num_codes={self.num_codes}, dim={self.dim}, beta={self.beta}, ema={self.ema}, "
+                f"decay={self.decay}, kmeans_init={self.kmeans_init}, dead_threshold={self.dead_threshold}, "
+                f"cosine={self.cosine}")
+
+    def _norm(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(x, dim=-1) if self.cosine else x
+
+    def get_codebook(self) -> torch.Tensor:
+        """The codes actually used for lookup: (K, D)."""
+        return self._norm(self.codebook)
+
+    @torch.no_grad()
+    def _init_kmeans(self, flat: torch.Tensor) -> None:
+        centroids = kmeans(flat, self.num_codes, iters=self.kmeans_iters)
+        self.codebook.data.copy_(centroids)
+        self.embed_sum.copy_(centroids)
+        self.cluster_size.fill_(1.0)
+        self.initialized.fill_(True)
+
+    @torch.no_grad()
+    def _ema_update(self, flat: torch.Tensor, idx: torch.Tensor) -> None:
+        """EMA codebook update from a batch: flat (N, D) vectors, idx (N,) their codes."""
+        onehot_counts = torch.bincount(idx, minlength=self.num_codes).to(flat.dtype)
+        sums = torch.zeros(self.num_codes, self.dim, device=flat.device, dtype=flat.dtype).index_add_(0, idx, flat)
+        self.cluster_size.mul_(self.decay).add_(onehot_counts, alpha=1 - self.decay)
+        self.embed_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
+        n = self.cluster_size.sum()
+        smoothed = (self.cluster_size + self.eps) / (n + self.num_codes * self.eps) * n  # Laplace smoothing
+        self.codebook.data.copy_(self.embed_sum / smoothed[:, None])
+
+    @torch.no_grad()
+    def _restart_dead(self, flat: torch.Tensor) -> int:
+        """Replace codes whose usage is below ``dead_threshold`` by random vectors of the batch."""
+        dead = self.usage < self.dead_threshold
+        n_dead = int(dead.sum())
+        if n_dead == 0:
+            return 0
+        pick = torch.randint(flat.shape[0], (n_dead,), device=flat.device)
+        new = flat[pick]
+        self.codebook.data[dead] = new
+        self.usage[dead] = self.dead_threshold  # give the new code a chance before it may die again
+        if self.ema:
+            self.cluster_size[dead] = self.dead_threshold
+            self.embed_sum[dead] = new * self.dead_threshold
+        self.restarts += n_dead
+        return n_dead
+
+    def quantize(self, z: torch.Tensor):
+        """Nearest-code lookup without losses or updates: z (B, D, H, W) -> (z_q (B, D, H, W), indices (B, H, W))."""
+        check_tensor("z", z, ndim=4, floating=True)
+        if z.shape[1] != self.dim:
+            raise ValueError(f"z must have {self.dim} channels (the code width); got shape {tuple(z.shape)}")
+        flat = self._norm(_flatten(z.float()))
+        codebook = self.get_codebook()
+        idx = nearest_code(flat, codebook)
+        z_q = _unflatten(codebook[idx], z.shape).to(z.dtype)
+        return z_q, idx.reshape(z.shape[0], z.shape[2], z.shape[3])
+
+    def forward(self, z: torch.Tensor) -> QuantizerOutput:
+        """z: (B, D, H, W) -> :class:`QuantizerOutput` (straight-through z_q, indices (B, H, W), loss)."""
+        check_tensor("z", z, ndim=4, floating=True)
+        if z.shape[1] != self.dim:
+            raise ValueError(f"z must have {self.dim} channels (the code width); got shape {tuple(z.shape)}")
+        z = z.float()
+        flat = self._norm(_flatten(z))
+        if self.training and not bool(self.initialized):
+            self._init_kmeans(flat.detach())
+        codebook = self.get_codebook()
+        idx = nearest_code(flat.detach(), codebook.detach())
+        q_flat = codebook[idx]
+        commitment = F.mse_loss(flat, q_flat.detach())
+        loss = self.beta * commitment
+        if not self.ema:
+            loss = loss + F.mse_loss(q_flat, flat.detach())
+        q_st = flat + (q_flat - flat).detach()  # straight-through: forward = code, backward = identity
+        counts = torch.bincount(idx, minlength=self.num_codes).float()
+        if self.training:
+            with torch.no_grad():
+                self.usage.mul_(self.decay).add_(counts, alpha=1 - self.decay)
+                if self.ema:
+                    self._ema_update(flat.detach(), idx)
+                if self.dead_threshold > 0:
+                    self._restart_dead(flat.detach())
+        stats = {"perplexity": perplexity(counts), "used": float((counts > 0).float().mean()),
+                 "commitment": float(commitment.detach())}
+        return QuantizerOutput(_unflatten(q_st, z.shape), idx.reshape(z.shape[0], z.shape[2], z.shape[3]),
+                               loss, stats)
+
+    def codes_to_latents(self, indices: torch.Tensor) -> torch.Tensor:
+        """indices (B, H, W) long -> code vectors (B, D, H, W)."""
+        check_tensor("indices", indices, ndim=3, dtype=torch.long)
+        if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.num_codes):
+            raise ValueError(f"indices must lie in 0..{self.num_codes - 1}; got values from "
+                             f"{int(indices.min())} to {int(indices.max())}")
+        vecs = self.get_codebook()[indices]  # (B, H, W, D)
+        return vecs.permute(0, 3, 1, 2).contiguous()
+
+
+class FSQ(nn.Module):
+    """Finite scalar quantization (Mentzer et al. 2023): no codebook, no auxiliary loss.
+
+    A 1x1 projection maps the ``dim`` latent channels to ``len(levels)`` channels, each squashed
+    into a bounded range and rounded to ``levels[i]`` values (straight-through); another 1x1
+    projection maps back. The implicit codebook has ``prod(levels)`` codes and every one of them
+    is reachable, so it cannot collapse.
+    """
+
+    def __init__(self, levels, dim: int):
+        super().__init__()
+        if not isinstance(levels, (list, tuple)) or not levels:
+            raise TypeError(f"levels must be a non-empty list of ints, e.g. [8, 5, 5, 5]; got {levels!r}")
+        for i, level in enumerate(levels):
+            check_int(f"levels[{i}]", level, min_value=2)
+        self.levels = [int(v) for v in levels]
+        self.dim = check_int("dim", dim, min_value=1)
+        self.num_codes = int(math.prod(self.levels))
+        self.project_in = nn.Conv2d(dim, len(levels), 1)
+        self.project_out = nn.Conv2d(len(levels), dim, 1)
+        self.register_buffer("_levels", torch.tensor(self.levels, dtype=torch.float32), persistent=False)
+        basis = torch.cumprod(torch.tensor([1] + self.levels[:-1]), 0)
+        self.register_buffer("_basis", basis, persistent=False)
+
+    def extra_repr(self) -> str:
+        return f"levels={self.levels}, num_codes={self.num_codes}"
+
+    def _digits(self, h: torch.Tensor) -> torch.Tensor:
+        """h: (B, L, H, W) -> integer-valued floats in 0..levels-1 (rounded straight-through)."""
+        lv = self._levels.view(1, -1, 1, 1)
+        half = (lv - 1) * (1 + 1e-3) / 2
+        offset = (lv % 2 == 0).float() * 0.5
+        shift = torch.atanh(offset / half)
+        bounded = torch.tanh(h + shift) * half - offset  # even L: (-L/2, L/2 - 1); odd: (-(L-1)/2, (L-1)/2)
+        rounded = bounded + (torch.round(bounded) - bounded).detach()
+        return rounded + torch.div(lv, 2, rounding_mode="floor")
+
+    def _scale(self, digits: torch.Tensor) -> torch.Tensor:
+        """digits 0..L-1 -> values in about [-1, 1]."""
+        half_width = torch.div(self._levels, 2, rounding_mode="floor").view(1, -1, 1, 1)
+        return (digits - half_width) / half_width
+
+    def forward(self, z: torch.Tensor) -> QuantizerOutput:
+        """z: (B, D, H, W) -> QuantizerOutput with indices (B, H, W) in 0..prod(levels)-1."""
+        check_tensor("z", z, ndim=4, floating=True)
+        if z.shape[1] != self.dim:
+            raise ValueError(f"z must have {self.dim} channels; got shape {tuple(z.shape)}")
+        digits = self._digits(self.project_in(z.float()))  # (B, L, H, W)
+        idx = (digits.detach().round().long() * self._basis.view(1, -1, 1, 1)).sum(1)
+        z_q = self.project_out(self._scale(digits))
+        counts = torch.bincount(idx.reshape(-1), minlength=self.num_codes).float()
+        stats = {"perplexity": perplexity(counts), "used": float((counts > 0).float().mean())}
+        return QuantizerOutput(z_q, idx, z.new_zeros(()), stats)
+
+    def codes_to_latents(self, indices: torch.Tensor) -> torch.Tensor:
+        """indices (B, H, W) long -> latents (B, D, H, W)."""
+        check_tensor("indices", indices, ndim=3, dtype=torch.long)
+        if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.num_codes):
+            raise ValueError(f"indices must lie in 0..{self.num_codes - 1}; got values from "
+                             f"{int(indices.min())} to {int(indices.max())}")
+        digits = (indices[:, None] // self._basis.view(1, -1, 1, 1)) % self._levels.long().view(1, -1, 1, 1)
+        return self.project_out(self._scale(digits.float()))
+
+
+class ResidualVQ(nn.Module):
+    """``num_stages`` vector quantizers in a row: stage s codes the residual z - (sum of earlier codes).
+
+    Indices: (B, H, W, num_stages); bits per cell = num_stages * log2(num_codes).
+    Keyword arguments go to each :class:`VectorQuantizer`.
+    """
+
+    def __init__(self, num_stages: int, num_codes: int, dim: int, **vq_kwargs):
+        super().__init__()
+        check_int("num_stages", num_stages, min_value=1)
+        self.stages = nn.ModuleList([VectorQuantizer(num_codes, dim, **vq_kwargs) for _ in range(num_stages)])
+        self.num_codes = num_codes
+        self.dim = dim
+
+    def forward(self, z: torch.Tensor) -> QuantizerOutput:
+        check_tensor("z", z, ndim=4, floating=True)
+        residual = z.float()
+        total = torch.zeros_like(residual)
+        loss = z.new_zeros(())
+        indices, used, perps = [], [], []
+        for vq in self.stages:
+            out = vq(residual)
+            code = out.z_q.detach()       # this stage's code vectors
+            total = total + code
+            residual = residual - code    # what is left for the next stage
+            loss = loss + out.loss
+            indices.append(out.indices)
+            used.append(out.stats["used"])
+            perps.append(out.stats["perplexity"])
+        z_q = z + (total - z).detach()  # straight-through for the whole stack
+        stats = {"perplexity": perps[0], "used": sum(used) / len(used)}
+        return QuantizerOutput(z_q, torch.stack(indices, dim=-1), loss, stats)
+
+    def codes_to_latents(self, indices: torch.Tensor) -> torch.Tensor:
+        """indices (B, H, W, num_stages) -> latents (B, D, H, W), the sum of each stage's code."""
+        check_tensor("indices", indices, ndim=4, dtype=torch.long)
+        if indices.shape[-1] != len(self.stages):
+            raise ValueError(f"indices must have {len(self.stages)} stages in the last axis; got shape "
+                             f"{tuple(indices.shape)}")
+        return sum(vq.codes_to_latents(indices[..., s]) for s, vq in enumerate(self.stages))
+
+
+DOWNSAMPLE = (2, 4, 8)
+
+
+class Encoder(nn.Module):
+    """x: (B, C, S, S) -> z: (B, dim, G, G) with G = ceil(S / downsample).
+
+    downsample 4 (default): two stride-2 4x4 convs (32 then ``hidden`` channels), a 3x3 and a 1x1 conv;
+    2 drops the second stride; 8 adds a stride-2 3x3 conv (28 -> 7 -> 4).
+    """
+
+    def __init__(self, in_channels: int = 1, hidden: int = 64, dim: int = 16, downsample: int = 4):
+        super().__init__()
+        h1 = hidden // 2
+        layers = [nn.Conv2d(in_channels, h1, 4, stride=2, padding=1), nn.ReLU(),
+                  nn.Conv2d(h1, hidden, 4 if downsample > 2 else 3, stride=2 if downsample > 2 else 1, padding=1),
+                  nn.ReLU()]
+        if downsample == 8:
+            layers += [nn.Conv2d(hidden, hidden, 3, stride=2, padding=1), nn.ReLU()]
+        layers += [nn.Conv2d(hidden, hidden, 3, padding=1), nn.ReLU(), nn.Conv2d(hidden, dim, 1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class Decoder(nn.Module):
+    """z_q: (B, dim, G, G) -> x_hat: (B, C, S, S), a linear output (no sigmoid; clamp to show).
+
+    Mirrors :class:`Encoder`; ``image_size`` fixes the output size when downsample is 8.
+    """
+
+    def __init__(self, out_channels: int = 1, hidden: int = 64, dim: int = 16, downsample: int = 4,
+                 image_size: int = 28):
+        super().__init__()
+        h1 = hidden // 2
+        self.mid = image_size // 4  # size after undoing the extra stride of downsample 8
+        self.inp = nn.Sequential(nn.Conv2d(dim, hidden, 3, padding=1), nn.ReLU())
+        self.up8 = nn.ConvTranspose2d(hidden, hidden, 3, stride=2, padding=1) if downsample == 8 else None
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(hidden, h1, 4, stride=2, padding=1) if downsample > 2
+            else nn.Conv2d(hidden, h1, 3, padding=1), nn.ReLU(),
+            nn.ConvTranspose2d(h1, out_channels, 4, stride=2, padding=1),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.inp(z)
+        if self.up8 is not None:
+            h = torch.relu(self.up8(h, output_size=[self.mid, self.mid]))
+        return self.net(h)
+
+
+QUANTIZERS = ("vq", "fsq", "rvq")
+
+
+def build_quantizer(kind: str = "vq", *, dim: int = 16, num_codes: int = 512, levels=None,
+                    num_stages: int = 2, **vq_kwargs) -> nn.Module:
+    """A quantizer by name: ``"vq"`` (:class:`VectorQuantizer`), ``"fsq"`` (:class:`FSQ`, needs
+    ``levels``) or ``"rvq"`` (:class:`ResidualVQ`)."""
+    check_choice("kind", kind, QUANTIZERS)
+    if kind == "vq":
+        return VectorQuantizer(num_codes, dim, **vq_kwargs)
+    if kind == "fsq":
+        return FSQ(levels, dim)
+    return ResidualVQ(num_stages, num_codes, dim, **vq_kwargs)
+
+
+class VQVAE(nn.Module):
+    """Encoder -> quantizer -> decoder.
+
+    x: (B, C, S, S) in [0, 1] (S = ``image_size``) -> x_hat (B, C, S, S) (linear output), codes
+    (B, G, G) with G = ceil(S / downsample) (``(B, G, G, Q)`` for residual VQ). ``quantizer`` is any
+    of the quantizers of this module.
+    """
+
+    def __init__(self, quantizer: nn.Module, *, channels: int = 1, hidden: int = 64, dim: int = 16,
+                 downsample: int = 4, image_size: int = 28):
+        super().__init__()
+        self.channels = check_int("channels", channels, min_value=1)
+        self.dim = check_int("dim", dim, min_value=1)
+        if downsample not in DOWNSAMPLE:
+            raise ValueError(f"downsample must be one of {DOWNSAMPLE}; got {downsample!r}")
+        self.downsample = downsample
+        self.image_size = check_int("image_size", image_size, min_value=8)
+        self.grid = -(-image_size // downsample)
+        self.encoder = Encoder(channels, hidden, dim, downsample)
+        self.quantizer = quantizer
+        self.decoder = Decoder(channels, hidden, dim, downsample, image_size)
+
+    def _check_x(self, x: torch.Tensor) -> torch.Tensor:
+        check_tensor("x", x, ndim=4, floating=True)
+        s = self.image_size
+        if tuple(x.shape[1:]) != (self.channels, s, s):
+            raise ValueError(f"x must have shape (B, {self.channels}, {s}, {s}); got shape {tuple(x.shape)}")
+        return x
+
+    def forward(self, x: torch.Tensor):
+        """x (B, C, S, S) -> (x_hat (B, C, S, S), QuantizerOutput)."""
+        q = self.quantizer(self.encoder(self._check_x(x)))
+        return self.decoder(q.z_q), q
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, C, S, S) -> codes (B, G, G) long (no training updates)."""
+        was = self.training
+        self.eval()
+        out = self.quantizer(self.encoder(self._check_x(x))).indices
+        self.train(was)
+        return out
+
+    @torch.no_grad()
+    def decode(self, indices: torch.Tensor) -> torch.Tensor:
+        """codes -> x_hat (B, C, S, S) (linear output; clamp to [0, 1] to show)."""
+        return self.decoder(self.quantizer.codes_to_latents(indices))
+
+
+def vqvae_loss(model: VQVAE, batch) -> tuple[torch.Tensor, dict]:
+    """Loss for :func:`course_lib.train.fit`: MSE reconstruction + the quantizer's loss."""
+    x = batch[0]
+    x_hat, q = model(x)
+    mse = F.mse_loss(x_hat, x)
+    return mse + q.loss, {"mse": float(mse.detach()), "perplexity": q.stats["perplexity"],
+                          "used": q.stats["used"]}
