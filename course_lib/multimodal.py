@@ -1,0 +1,253 @@
+"""Training data and scoring for the mixed-sequence transformer (notebook 05).
+
+* :class:`MixedSequenceData`: captions + image codes -> an endless stream of training batches.
+  Each example is written text-first (draw from a caption) or image-first (caption a drawing),
+  chosen per example; in text-first examples the caption is dropped (``[BOT, EOT]``) with a
+  small probability so the same model also learns the unconditional image distribution that
+  classifier-free guidance needs.
+* :func:`segment_weights` / :func:`mixed_sequence_loss`: next-token cross-entropy, padding
+  masked out, the conditioning segment weighted ``cond_weight`` (DALL-E: 1/8) and the target
+  segment ``1 - cond_weight``, each normalised by its own token count.
+* scoring helpers: read a digit or shape attributes back out of a generated caption, judge
+  generated digits with a classifier, diversity and memorisation counts.
+"""
+from __future__ import annotations
+
+import random
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .text_tokens import (PAD, SEG_IMAGE, SEG_NONE, SEG_TEXT, MixedVocabulary, build_sequence, segment_ids,
+                          split_words)
+from .validate import check_float, check_int, check_tensor
+
+TEXT_TO_IMAGE, IMAGE_TO_TEXT = 0, 1
+DIRECTIONS = ("t2i", "i2t")
+
+
+class MixedSequenceData:
+    """Examples for next-token training on both directions.
+
+    vocab: the :class:`MixedVocabulary`; codes: (N, h, w) or (N, A, h, w) long image codes (A
+    augmented versions of each image, one drawn per use); captions: N strings, or N lists of
+    caption variants (one drawn per use). ``p_image_first``: share of image->text examples (per
+    batch exactly ``round(B * p_image_first)`` rows, placed at random); ``p_drop_caption``:
+    chance a text->image example loses its caption.
+    """
+
+    def __init__(self, vocab: MixedVocabulary, codes: torch.Tensor, captions: Sequence, *,
+                 p_image_first: float = 0.5, p_drop_caption: float = 0.1, seed: int = 0):
+        check_tensor("codes", codes)
+        if codes.ndim == 3:
+            codes = codes[:, None]
+        if codes.ndim != 4 or tuple(codes.shape[2:]) != vocab.grid:
+            raise ValueError(f"codes must have shape (N, {vocab.grid[0]}, {vocab.grid[1]}) or "
+                             f"(N, A, {vocab.grid[0]}, {vocab.grid[1]}); got {tuple(codes.shape)}")
+        if len(captions) != len(codes):
+            raise ValueError(f"captions must hold one entry per image ({len(codes)}); got {len(captions)}")
+        self.vocab = vocab
+        self.p_image_first = check_float("p_image_first", p_image_first, min_value=0.0, max_value=1.0)
+        self.p_drop_caption = check_float("p_drop_caption", p_drop_caption, min_value=0.0, max_value=1.0)
+        self.image_ids = vocab.codes_to_ids(codes.reshape(codes.shape[0], codes.shape[1], -1)).tolist()
+        cache: dict[str, list[int]] = {}
+        self.text_ids = []
+        for c in captions:
+            variants = [c] if isinstance(c, str) else list(c)
+            if not variants:
+                raise ValueError("every example needs at least one caption")
+            self.text_ids.append([cache.setdefault(v, vocab.encode_text(v)) for v in variants])
+        longest = max(len(t) for variants in self.text_ids for t in variants)
+        self.block_size = longest + vocab.n_image_tokens + 7  # BOS BOT EOT BOI EOI EOS + room
+        self.rng = random.Random(seed)
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def example(self, i: int, direction: int, drop_caption: bool = False) -> list[int]:
+        """Example ``i`` as one sequence (a random caption variant and augmentation)."""
+        text = self.rng.choice(self.text_ids[i])
+        image = self.rng.choice(self.image_ids[i])
+        if drop_caption and direction == TEXT_TO_IMAGE:
+            text = []
+        return build_sequence(self.vocab, text, image, "image_first" if direction == IMAGE_TO_TEXT else "text_first")
+
+    def batch(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> seq (B, block_size) long, direction (B,) long (0 text->image, 1 image->text)."""
+        idx = [self.rng.randrange(len(self)) for _ in range(batch_size)]
+        n_i2t = round(batch_size * self.p_image_first)
+        directions = [IMAGE_TO_TEXT] * n_i2t + [TEXT_TO_IMAGE] * (batch_size - n_i2t)
+        self.rng.shuffle(directions)
+        seqs = [self.example(i, d, self.rng.random() < self.p_drop_caption) for i, d in zip(idx, directions)]
+        out = torch.full((batch_size, self.block_size), PAD, dtype=torch.long)
+        for r, s in enumerate(seqs):
+            out[r, :len(s)] = torch.tensor(s)
+        return out, torch.tensor(directions)
+
+    def batches(self, batch_size: int):
+        """Endless iterator of :meth:`batch` (what ``course_lib.train.fit`` takes as data)."""
+        check_int("batch_size", batch_size, min_value=1)
+        while True:
+            yield self.batch(batch_size)
+
+
+def segment_weights(seq: torch.Tensor, direction: torch.Tensor, cond_weight: float = 1 / 8) -> torch.Tensor:
+    """Per-target loss weights, (B, T-1) for the targets ``seq[:, 1:]``.
+
+    The target segment (image for text->image, text for image->text) shares ``1 - cond_weight``
+    evenly over its tokens, the conditioning segment shares ``cond_weight``; ``<pad>`` and
+    ``<bos>`` get 0. Each row's weights sum to 1 (or to ``1 - cond_weight`` if it has no
+    conditioning tokens).
+    """
+    check_tensor("seq", seq, ndim=2, dtype=torch.long)
+    check_tensor("direction", direction, shape=(seq.shape[0],), dtype=torch.long)
+    check_float("cond_weight", cond_weight, min_value=0.0, max_value=1.0)
+    seg = segment_ids(seq)[:, 1:]
+    target_seg = torch.where(direction == TEXT_TO_IMAGE, SEG_IMAGE, SEG_TEXT)[:, None]
+    is_target = seg == target_seg
+    is_cond = (seg != SEG_NONE) & ~is_target
+    w_t = (1 - cond_weight) * is_target / is_target.sum(1, keepdim=True).clamp(min=1)
+    w_c = cond_weight * is_cond / is_cond.sum(1, keepdim=True).clamp(min=1)
+    return w_t + w_c
+
+
+def mixed_sequence_loss(model, batch, cond_weight: float = 1 / 8):
+    """Weighted next-token loss for ``fit``: batch = (seq (B, T), direction (B,)).
+
+    Returns (loss, {"t2i_text", "t2i_image", "i2t_text", "i2t_image"}): the mean cross-entropy
+    (nats/token) of each modality in each direction, for the four-curve plot.
+    """
+    seq, direction = batch
+    logits = model(seq[:, :-1])
+    targets = seq[:, 1:]
+    ce = F.cross_entropy(logits.transpose(1, 2).float(), targets, reduction="none")  # (B, T-1)
+    w = segment_weights(seq, direction, cond_weight)
+    loss = (w * ce).sum(1).mean()
+    seg = segment_ids(seq)[:, 1:]
+    parts = {}
+    with torch.no_grad():
+        for d, dname in enumerate(DIRECTIONS):
+            for s, sname in ((SEG_TEXT, "text"), (SEG_IMAGE, "image")):
+                m = (seg == s) & (direction == d)[:, None]
+                if m.any():
+                    parts[f"{dname}_{sname}"] = float(ce[m].mean())
+    return loss, parts
+
+
+@torch.no_grad()
+def sequence_nll(model, seq: torch.Tensor, direction: torch.Tensor, batch_size: int = 256) -> dict:
+    """Mean cross-entropy (nats/token) of each direction x modality on fixed sequences (e.g. a test set)."""
+    model.eval()
+    sums = {f"{d}_{s}": [0.0, 0] for d in DIRECTIONS for s in ("text", "image")}
+    for i in range(0, len(seq), batch_size):
+        s_, d_ = seq[i:i + batch_size], direction[i:i + batch_size]
+        ce = F.cross_entropy(model(s_[:, :-1]).transpose(1, 2).float(), s_[:, 1:], reduction="none")
+        seg = segment_ids(s_)[:, 1:]
+        for d, dname in enumerate(DIRECTIONS):
+            for s, sname in ((SEG_TEXT, "text"), (SEG_IMAGE, "image")):
+                m = (seg == s) & (d_ == d)[:, None]
+                sums[f"{dname}_{sname}"][0] += float(ce[m].sum())
+                sums[f"{dname}_{sname}"][1] += int(m.sum())
+    return {k: v[0] / max(1, v[1]) for k, v in sums.items()}
+
+
+# ----------------------------------------------------------------------------- reading captions
+_DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+def parse_digit(caption: str) -> int | None:
+    """The digit a caption names (a numeral or a number word), or ``None`` if it names none or
+    several different ones."""
+    found = set()
+    for w in split_words(caption):
+        if w.isdigit() and len(w) == 1:
+            found.add(int(w))
+        elif w in _DIGIT_WORDS:
+            found.add(_DIGIT_WORDS.index(w))
+    return found.pop() if len(found) == 1 else None
+
+
+_SHAPE_WORDS = {"circle": "circle", "disk": "circle", "square": "square", "box": "square", "triangle": "triangle"}
+_SIZE_WORDS = {"small": "small", "little": "small", "tiny": "small", "large": "large", "big": "large"}
+_COLOR_WORDS = ("red", "green", "blue", "yellow")
+
+
+def parse_shape_caption(caption: str) -> dict:
+    """Attributes a one-shape caption names: ``{"shape", "color", "size", "position"}`` (``None``
+    where the caption names none, or more than one)."""
+    words = split_words(caption)
+
+    def one(values):
+        values = set(values)
+        return values.pop() if len(values) == 1 else None
+
+    vertical = one("top" if w in ("top", "upper") else "bottom" for w in words if w in ("top", "upper", "bottom", "lower"))
+    horizontal = one(w for w in words if w in ("left", "right"))
+    center = any(w in ("center", "middle") for w in words)
+    if center and vertical is None and horizontal is None:
+        position = "center"
+    elif vertical and horizontal and not center:
+        position = f"{vertical} {horizontal}"
+    else:
+        position = None
+    return {"shape": one(_SHAPE_WORDS[w] for w in words if w in _SHAPE_WORDS),
+            "color": one(w for w in words if w in _COLOR_WORDS),
+            "size": one(_SIZE_WORDS[w] for w in words if w in _SIZE_WORDS),
+            "position": position}
+
+
+def attribute_scores(predicted: Sequence[dict | None], truth: Sequence[dict]) -> tuple[dict, float]:
+    """Per-attribute accuracy and exact-match rate of predicted attribute dicts (``None`` = nothing
+    read) against the true ones."""
+    keys = ("shape", "color", "size", "position")
+    if len(predicted) != len(truth):
+        raise ValueError(f"predicted and truth must have the same length; got {len(predicted)} and {len(truth)}")
+    if not truth:
+        raise ValueError("need at least one example to score")
+    hits = {k: 0 for k in keys}
+    exact = 0
+    for p, t in zip(predicted, truth):
+        p = p or {}
+        ok = [p.get(k) == t[k] for k in keys]
+        for k, good in zip(keys, ok):
+            hits[k] += good
+        exact += all(ok)
+    n = len(truth)
+    return {k: hits[k] / n for k in keys}, exact / n
+
+
+# ----------------------------------------------------------------------------- diversity
+def diversity(spans: torch.Tensor, groups: Sequence) -> float:
+    """Mean over groups (e.g. prompts) of the fraction of unique rows among that group's samples."""
+    by_group: dict = {}
+    for row, g in zip(spans.tolist(), groups):
+        by_group.setdefault(g, []).append(tuple(row))
+    return sum(len(set(rows)) / len(rows) for rows in by_group.values()) / len(by_group)
+
+
+def count_copies(spans: torch.Tensor, training_codes: torch.Tensor) -> int:
+    """How many generated code grids (N, h*w) equal some training grid exactly (memorisation)."""
+    train = {tuple(r) for r in training_codes.reshape(-1, spans.shape[1]).tolist()}
+    return sum(tuple(r) in train for r in spans.reshape(len(spans), -1).tolist())
+
+
+def steps_for_budget(model, loss_fn, batches, *, seconds: float, max_steps: int, batch_size: int,
+                     probe_steps: int = 5, **fit_kwargs) -> int:
+    """How many training steps fit in ``seconds`` on this machine (at most ``max_steps``).
+
+    Times ``probe_steps`` steps on a throw-away copy of ``model`` (the model itself is untouched),
+    so a learning-rate schedule can be planned to end inside the time budget instead of being cut
+    off half-way by ``max_seconds``.
+    """
+    import copy
+
+    from .train import fit
+    check_float("seconds", seconds, min_value=0.0, strict_min=True)
+    check_int("max_steps", max_steps, min_value=1)
+    check_int("probe_steps", probe_steps, min_value=1)
+    probe = copy.deepcopy(model)
+    fit(probe, loss_fn, batches, steps=1, batch_size=batch_size, desc="warm-up", **fit_kwargs)  # first step is slow
+    history = fit(probe, loss_fn, batches, steps=probe_steps, batch_size=batch_size, desc="timing", **fit_kwargs)
+    per_step = history.seconds / history.steps
+    return max(1, min(max_steps, int(seconds / per_step)))

@@ -1,0 +1,218 @@
+"""Sampling from the mixed-sequence transformer: temperature, top-k, classifier-free guidance,
+constrained decoding and the KV cache.
+
+One step of sampling::
+
+    logits = model(context)[:, -1]                      # (B, V) next-token scores
+    logits = uncond + s * (cond - uncond)               # classifier-free guidance (s = 1: off)
+    logits[~allowed] = -inf                             # constrained decoding
+    logits = logits / temperature; keep the top k       # temperature, top-k
+    next = multinomial(softmax(logits))                 # (or argmax when temperature == 0)
+
+:func:`generate` runs that loop either with a :class:`~course_lib.models.transformer.KVCache`
+(feed one new token per step) or by recomputing the whole context each step; for the same
+``generator`` seed both return the same tokens.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .text_tokens import BOI, BOS, BOT, EOI, EOT, PAD, MixedVocabulary
+from .validate import check_float, check_int, check_tensor
+
+AllowedFn = Callable[[int, torch.Tensor], torch.Tensor]
+
+
+def guided_logits(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch.Tensor:
+    """Classifier-free guidance: ``uncond + scale * (cond - uncond)``.
+
+    cond, uncond: (B, V) logits with and without the caption. scale 1 = plain conditional
+    sampling, 0 = unconditional, > 1 = pushed towards the caption.
+    """
+    check_tensor("cond", cond, ndim=2, floating=True)
+    check_tensor("uncond", uncond, shape=tuple(cond.shape), floating=True)
+    check_float("scale", scale, min_value=0.0)
+    return uncond + scale * (cond - uncond)
+
+
+def filter_logits(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int | None = None,
+                  allowed: torch.Tensor | None = None) -> torch.Tensor:
+    """logits: (B, V) -> (B, V) with disallowed ids and all but the ``top_k`` best set to -inf,
+    divided by ``temperature`` (> 0). allowed: (V,) or (B, V) bool."""
+    check_tensor("logits", logits, ndim=2, floating=True)
+    check_float("temperature", temperature, min_value=0.0, strict_min=True)
+    logits = logits.float()
+    if allowed is not None:
+        check_tensor("allowed", allowed, dtype=torch.bool)
+        if allowed.shape[-1] != logits.shape[-1]:
+            raise ValueError(f"allowed must have {logits.shape[-1]} entries per row (the vocabulary); "
+                             f"got shape {tuple(allowed.shape)}")
+        if not bool(allowed.any(-1).all()):
+            raise ValueError("allowed must allow at least one token in every row")
+        logits = logits.masked_fill(~allowed.to(logits.device), float("-inf"))
+    logits = logits / temperature
+    if top_k is not None:
+        check_int("top_k", top_k, min_value=1)
+        k = min(top_k, logits.shape[-1])
+        kth = logits.topk(k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    return logits
+
+
+def sample_next(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int | None = None,
+                allowed: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """logits: (B, V) -> next ids (B,) long. ``temperature == 0`` means greedy (argmax)."""
+    check_float("temperature", temperature, min_value=0.0)
+    if temperature == 0:
+        return filter_logits(logits, allowed=allowed).argmax(-1)
+    probs = filter_logits(logits, temperature=temperature, top_k=top_k, allowed=allowed).softmax(-1)
+    gen_device = generator.device if generator is not None else probs.device
+    return torch.multinomial(probs.to(gen_device), 1, generator=generator).squeeze(1).to(logits.device)
+
+
+# ------------------------------------------------------------------------------ constraints
+def image_span_constraint(vocab: MixedVocabulary) -> AllowedFn:
+    """For a prompt that ends with ``<boi>``: steps 0..h*w-1 may only be image codes, step h*w
+    only ``<eoi>``. Returns ``allowed(step, generated) -> (V,) bool``."""
+    codes, end = vocab.allowed_mask("image"), torch.zeros(len(vocab), dtype=torch.bool)
+    end[EOI] = True
+    n = vocab.n_image_tokens
+
+    def allowed(step: int, generated: torch.Tensor) -> torch.Tensor:
+        return codes if step < n else end
+    return allowed
+
+
+def text_span_constraint(vocab: MixedVocabulary) -> AllowedFn:
+    """For a prompt that ends with ``<bot>``: words or ``<eot>`` only (never a code inside text)."""
+    mask = vocab.allowed_mask("text")  # words and <eot>; never <unk>, a code or another marker
+    return lambda step, generated: mask
+
+
+# ------------------------------------------------------------------------------ the loop
+@torch.no_grad()
+def generate(model, prompt: torch.Tensor, steps: int, *, temperature: float = 1.0, top_k: int | None = None,
+             guidance_scale: float = 1.0, uncond_prompt: torch.Tensor | None = None,
+             allowed: AllowedFn | None = None, stop_id: int | None = None, use_cache: bool = True,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+    """Sample ``steps`` tokens after ``prompt``.
+
+    prompt: (B, T0) long ids, the same length in every row. uncond_prompt: (B, T1) the prompt
+    without its condition, needed when ``guidance_scale != 1``. allowed(step, generated (B, step))
+    -> (V,) or (B, V) bool restricts each step (constrained decoding). stop_id: once a row emits it,
+    the row continues with ``<pad>`` and the loop ends early when every row has stopped.
+    Returns the new tokens, (B, steps) long (fewer columns if every row stopped early).
+    """
+    check_tensor("prompt", prompt, ndim=2, dtype=torch.long)
+    check_int("steps", steps, min_value=1)
+    check_float("guidance_scale", guidance_scale, min_value=0.0)
+    guided = guidance_scale != 1.0
+    if guided:
+        if uncond_prompt is None:
+            raise ValueError("guidance_scale != 1 needs uncond_prompt (the prompt with its caption removed)")
+        check_tensor("uncond_prompt", uncond_prompt, ndim=2, dtype=torch.long)
+        if uncond_prompt.shape[0] != prompt.shape[0]:
+            raise ValueError(f"uncond_prompt must have {prompt.shape[0]} rows like prompt; got {uncond_prompt.shape[0]}")
+    was_training = model.training
+    model.eval()
+    B = prompt.shape[0]
+    device = next(model.parameters()).device
+    prompt = prompt.to(device)
+    contexts = [prompt] + ([uncond_prompt.to(device)] if guided else [])
+    caches = [model.new_cache(B, c.shape[1] + steps) for c in contexts] if use_cache else None
+    out = torch.empty(B, 0, dtype=torch.long, device=device)
+    done = torch.zeros(B, dtype=torch.bool, device=device)
+    for step in range(steps):
+        if use_cache:
+            feeds = contexts if step == 0 else [out[:, -1:]] * len(contexts)
+            logits = [model(f, cache=c)[:, -1] for f, c in zip(feeds, caches)]
+        else:
+            logits = [model(torch.cat([c, out], dim=1))[:, -1] for c in contexts]
+        scores = guided_logits(logits[0], logits[1], guidance_scale) if guided else logits[0]
+        mask = allowed(step, out) if allowed is not None else None
+        nxt = sample_next(scores, temperature=temperature, top_k=top_k, allowed=mask, generator=generator)
+        nxt = torch.where(done, torch.full_like(nxt, PAD), nxt)
+        out = torch.cat([out, nxt[:, None]], dim=1)
+        if stop_id is not None:
+            done |= nxt == stop_id
+            if bool(done.all()):
+                break
+    model.train(was_training)
+    return out
+
+
+# ------------------------------------------------------------------------------ prompts
+def text_to_image_prompt(vocab: MixedVocabulary, text_ids: list[int]) -> list[int]:
+    """``[BOS, BOT, words.., EOT, BOI]``: what the model sees before drawing. Empty ``text_ids`` gives
+    the unconditional prompt used by classifier-free guidance."""
+    return [BOS, BOT, *text_ids, EOT, BOI]
+
+
+def image_to_text_prompt(vocab: MixedVocabulary, image_ids: list[int]) -> list[int]:
+    """``[BOS, BOI, codes.., EOI, BOT]``: what the model sees before writing a caption."""
+    return [BOS, BOI, *image_ids, EOI, BOT]
+
+
+@torch.no_grad()
+def draw(model, vocab: MixedVocabulary, captions: list[str], *, temperature: float = 1.0,
+         top_k: int | None = None, guidance_scale: float = 1.0, constrained: bool = True,
+         use_cache: bool = True, generator: torch.Generator | None = None,
+         unknown: str = "error", batch_size: int = 256) -> torch.Tensor:
+    """Text -> image codes: one sample per caption.
+
+    Returns (N, h*w + 1) ids: the image span after ``<boi>`` (h*w codes then ``<eoi>`` when
+    ``constrained``; whatever the model wrote otherwise). Captions of equal token length are
+    sampled together (no padding needed).
+    """
+    if isinstance(captions, str) or not isinstance(captions, (list, tuple)):
+        raise TypeError(f"captions must be a list of strings; got {type(captions).__name__}")
+    encoded = [vocab.encode_text(c, unknown=unknown) for c in captions]
+    n = vocab.n_image_tokens
+    device = next(model.parameters()).device
+    out = torch.empty(len(captions), n + 1, dtype=torch.long, device=device)
+    groups: dict[int, list[int]] = {}
+    for i, ids in enumerate(encoded):
+        groups.setdefault(len(ids), []).append(i)
+    allowed = image_span_constraint(vocab) if constrained else None
+    for length in sorted(groups):
+        members = groups[length]
+        for s in range(0, len(members), batch_size):
+            idx = members[s:s + batch_size]
+            prompt = torch.tensor([text_to_image_prompt(vocab, encoded[i]) for i in idx], device=device)
+            uncond = torch.tensor([text_to_image_prompt(vocab, [])] * len(idx), device=device)
+            out[idx] = generate(model, prompt, n + 1, temperature=temperature, top_k=top_k,
+                                guidance_scale=guidance_scale, uncond_prompt=uncond, allowed=allowed,
+                                use_cache=use_cache, generator=generator)
+    return out
+
+
+def valid_image_spans(vocab: MixedVocabulary, spans: torch.Tensor) -> torch.Tensor:
+    """spans: (N, h*w + 1) ids from :func:`draw` -> (N,) bool: exactly h*w codes then ``<eoi>``."""
+    n = vocab.n_image_tokens
+    return vocab.is_image(spans[:, :n]).all(1) & (spans[:, n] == EOI)
+
+
+@torch.no_grad()
+def describe_images(model, vocab: MixedVocabulary, codes: torch.Tensor, *, temperature: float = 0.0,
+                    top_k: int | None = None, max_words: int = 16, use_cache: bool = True,
+                    generator: torch.Generator | None = None, batch_size: int = 500) -> list[str]:
+    """Image -> text: codes (N, h, w) long -> N captions (greedy when ``temperature == 0``)."""
+    check_tensor("codes", codes, ndim=3)
+    if tuple(codes.shape[1:]) != vocab.grid:
+        raise ValueError(f"codes must have shape (N, {vocab.grid[0]}, {vocab.grid[1]}); got {tuple(codes.shape)}")
+    device = next(model.parameters()).device
+    ids = vocab.codes_to_ids(codes.reshape(len(codes), -1)).to(device)
+    prefix = torch.tensor([BOS, BOI], device=device).expand(len(ids), 2)
+    suffix = torch.tensor([EOI, BOT], device=device).expand(len(ids), 2)
+    prompts = torch.cat([prefix, ids, suffix], dim=1)
+    room = model.config.block_size - prompts.shape[1]
+    steps = min(max_words + 1, room)
+    captions = []
+    for s in range(0, len(prompts), batch_size):
+        new = generate(model, prompts[s:s + batch_size], steps, temperature=temperature, top_k=top_k,
+                       allowed=text_span_constraint(vocab), stop_id=EOT, use_cache=use_cache,
+                       generator=generator)
+        captions += [vocab.decode_text(row.tolist()) for row in new]
+    return captions

@@ -1,0 +1,306 @@
+"""Words and image codes in one vocabulary, and the mixed sequences built from them.
+
+* :class:`WordTokenizer`: a word-level tokenizer built from the captions. Lower case; a word is a
+  run of letters, a single numeral, or one punctuation mark. Unknown words follow an explicit
+  policy: ``unknown="error"`` (default) raises a ``ValueError`` that names the word and suggests
+  close known words; ``unknown="unk"`` maps it to the ``<unk>`` token (which training never
+  shows the model, so it is a polite "I don't know" rather than a meaning).
+* :class:`MixedVocabulary`: one id space for everything the transformer reads and writes::
+
+      0 .. 7                 special tokens  <pad> <bos> <eos> <boi> <eoi> <bot> <eot> <unk>
+      8 .. 8+W-1             words           (sorted, from the tokenizer)
+      image_offset .. +K-1   image codes     (code k of the image tokenizer -> image_offset + k)
+
+* :func:`build_sequence`: ``[BOS, BOT, words.., EOT, BOI, codes.., EOI, EOS]`` (text first: draw
+  an image from a caption) or ``[BOS, BOI, codes.., EOI, BOT, words.., EOT, EOS]`` (image first:
+  caption an image). :func:`segment_ids` labels each position text / image / neither, which the
+  loss uses to weight the conditioning segment against the target segment.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from collections import Counter
+from typing import Iterable, Sequence
+
+import torch
+
+from .validate import check_choice, check_int, check_tensor
+
+PAD, BOS, EOS, BOI, EOI, BOT, EOT, UNK = range(8)
+SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<boi>", "<eoi>", "<bot>", "<eot>", "<unk>")
+ORDERS = ("text_first", "image_first")
+UNKNOWN_POLICIES = ("error", "unk")
+# segment labels used by the loss (see segment_ids)
+SEG_NONE, SEG_TEXT, SEG_IMAGE = 0, 1, 2
+MODALITIES = ("special", "text", "image")
+
+_WORD = re.compile(r"[a-z]+|[0-9]|[^\sa-z0-9]")
+
+
+def split_words(text: str) -> list[str]:
+    """Lower-case ``text`` and cut it into words: letter runs, single numerals, punctuation marks.
+
+    ``"The digit 17!"`` -> ``["the", "digit", "1", "7", "!"]``.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a string; got {type(text).__name__} {text!r}")
+    return _WORD.findall(text.lower())
+
+
+class WordTokenizer:
+    """Word-level tokenizer: ``encode("a handwritten seven") -> [0, 9, 18]`` (indices into ``words``).
+
+    Build it from training captions with :meth:`from_texts`; the word list is sorted so the same
+    captions always give the same ids.
+    """
+
+    def __init__(self, words: Sequence[str]):
+        words = list(words)
+        if not words:
+            raise ValueError("words must hold at least one word; got an empty list")
+        for w in words:
+            if not isinstance(w, str) or split_words(w) != [w]:
+                raise ValueError(f"every word must be one lower-case token as split_words cuts them; got {w!r}")
+        if len(set(words)) != len(words):
+            dup = [w for w, c in Counter(words).items() if c > 1]
+            raise ValueError(f"words must be unique; repeated: {dup}")
+        self.words = words
+        self.index = {w: i for i, w in enumerate(words)}
+
+    @classmethod
+    def from_texts(cls, texts: Iterable[str], min_count: int = 1) -> "WordTokenizer":
+        """Every word that occurs at least ``min_count`` times in ``texts``, sorted."""
+        check_int("min_count", min_count, min_value=1)
+        counts = Counter(w for t in texts for w in split_words(t))
+        words = sorted(w for w, c in counts.items() if c >= min_count)
+        return cls(words)
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def __contains__(self, word: str) -> bool:
+        return word in self.index
+
+    def suggest(self, word: str, n: int = 3) -> list[str]:
+        """Known words closest in spelling to ``word`` (may be empty)."""
+        return difflib.get_close_matches(word, self.words, n=n, cutoff=0.6)
+
+    def encode(self, text: str, unknown: str = "error") -> list[int]:
+        """text -> word indices. An unknown word raises ``ValueError`` (``unknown="error"``) or
+        becomes ``-1`` (``unknown="unk"``; :class:`MixedVocabulary` maps it to ``<unk>``)."""
+        check_choice("unknown", unknown, UNKNOWN_POLICIES)
+        out = []
+        for w in split_words(text):
+            if w in self.index:
+                out.append(self.index[w])
+            elif unknown == "unk":
+                out.append(-1)
+            else:
+                close = self.suggest(w)
+                hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+                raise ValueError(f"unknown word {w!r} in text {text!r}: the tokenizer knows {len(self)} "
+                                 f"words from the training captions.{hint} (Pass unknown='unk' to map "
+                                 "unknown words to <unk> instead.)")
+        return out
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """word indices -> text (``-1`` shows as ``<unk>``)."""
+        return " ".join("<unk>" if i == -1 else self.words[i] for i in ids)
+
+
+class MixedVocabulary:
+    """One id space: 8 special tokens, then the words, then ``num_codes`` image codes.
+
+    tokenizer: the :class:`WordTokenizer`; num_codes: the image tokenizer's codebook size;
+    grid: (h, w) codes per image. ``len(vocab)`` is the transformer's vocabulary size.
+    """
+
+    def __init__(self, tokenizer: WordTokenizer, num_codes: int, grid: tuple[int, int]):
+        if not isinstance(tokenizer, WordTokenizer):
+            raise TypeError(f"tokenizer must be a WordTokenizer; got {type(tokenizer).__name__}")
+        check_int("num_codes", num_codes, min_value=1)
+        if not (isinstance(grid, (tuple, list)) and len(grid) == 2 and all(isinstance(g, int) and g > 0 for g in grid)):
+            raise ValueError(f"grid must be (h, w), two positive ints; got {grid!r}")
+        self.tokenizer = tokenizer
+        self.num_codes = num_codes
+        self.grid = (int(grid[0]), int(grid[1]))
+        self.n_special = len(SPECIAL_TOKENS)
+        self.word_offset = self.n_special
+        self.image_offset = self.word_offset + len(tokenizer)
+        self.size = self.image_offset + num_codes
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __repr__(self) -> str:
+        return (f"MixedVocabulary({self.n_special} special + {len(self.tokenizer)} words + {self.num_codes} image "
+                f"codes = {self.size} ids; grid {self.grid[0]}x{self.grid[1]})")
+
+    @property
+    def n_image_tokens(self) -> int:
+        return self.grid[0] * self.grid[1]
+
+    # ----------------------------------------------------------------- text
+    def encode_text(self, text: str, unknown: str = "error") -> list[int]:
+        """text -> vocabulary ids of its words (no special tokens)."""
+        return [UNK if i == -1 else self.word_offset + i for i in self.tokenizer.encode(text, unknown)]
+
+    def decode_text(self, ids: Iterable[int]) -> str:
+        """vocabulary ids -> the words among them joined by spaces (special tokens and codes skipped,
+        except ``<unk>``)."""
+        words = []
+        for i in ids:
+            i = int(i)
+            if self.word_offset <= i < self.image_offset:
+                words.append(self.tokenizer.words[i - self.word_offset])
+            elif i == UNK:
+                words.append("<unk>")
+        return " ".join(words)
+
+    # ---------------------------------------------------------------- image
+    def codes_to_ids(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes: (..., h, w) or (..., h*w) long in [0, K) -> vocabulary ids, same shape."""
+        check_tensor("codes", codes, dtype=(torch.long, torch.int32, torch.int16, torch.uint8))
+        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.num_codes):
+            raise ValueError(f"codes must lie in [0, {self.num_codes}); got values in "
+                             f"[{int(codes.min())}, {int(codes.max())}]")
+        return codes.long() + self.image_offset
+
+    def ids_to_codes(self, ids: torch.Tensor) -> torch.Tensor:
+        """ids: (B, h*w) image ids -> codes (B, h, w) in [0, K)."""
+        check_tensor("ids", ids, ndim=2)
+        if ids.shape[1] != self.n_image_tokens:
+            raise ValueError(f"ids must hold {self.n_image_tokens} image tokens per row (grid {self.grid}); "
+                             f"got {ids.shape[1]}")
+        if not bool(self.is_image(ids).all()):
+            bad = ids[~self.is_image(ids)][0].item()
+            raise ValueError(f"ids must all be image codes (ids {self.image_offset}..{self.size - 1}); "
+                             f"found {bad} ({self.token_name(bad)})")
+        return (ids - self.image_offset).reshape(-1, *self.grid)
+
+    # ------------------------------------------------------------- per token
+    def is_image(self, ids: torch.Tensor) -> torch.Tensor:
+        """Boolean mask of image-code ids."""
+        return ids >= self.image_offset
+
+    def is_word(self, ids: torch.Tensor) -> torch.Tensor:
+        """Boolean mask of word ids (``<unk>`` included)."""
+        return ((ids >= self.word_offset) & (ids < self.image_offset)) | (ids == UNK)
+
+    def modality(self, ids: torch.Tensor) -> torch.Tensor:
+        """0 special, 1 text (words and ``<unk>``), 2 image code; same shape as ``ids``."""
+        out = torch.zeros_like(ids)
+        out[self.is_word(ids)] = 1
+        out[self.is_image(ids)] = 2
+        return out
+
+    def token_name(self, i: int) -> str:
+        i = int(i)
+        if not 0 <= i < self.size:
+            raise ValueError(f"id must lie in [0, {self.size}); got {i}")
+        if i < self.n_special:
+            return SPECIAL_TOKENS[i]
+        if i < self.image_offset:
+            return self.tokenizer.words[i - self.word_offset]
+        return f"<code {i - self.image_offset}>"
+
+    def allowed_mask(self, kind: str) -> torch.Tensor:
+        """(V,) bool: ``"image"`` = image codes only; ``"text"`` = words and ``<eot>``."""
+        check_choice("kind", kind, ("image", "text"))
+        mask = torch.zeros(self.size, dtype=torch.bool)
+        if kind == "image":
+            mask[self.image_offset:] = True
+        else:
+            mask[self.word_offset:self.image_offset] = True
+            mask[EOT] = True
+        return mask
+
+    def hparams(self) -> dict:
+        return {"words": list(self.tokenizer.words), "num_codes": self.num_codes, "grid": list(self.grid)}
+
+    @classmethod
+    def from_hparams(cls, h: dict) -> "MixedVocabulary":
+        return cls(WordTokenizer(h["words"]), h["num_codes"], tuple(h["grid"]))
+
+
+# --------------------------------------------------------------------------- sequences
+def build_sequence(vocab: MixedVocabulary, text_ids: Sequence[int], image_ids: Sequence[int],
+                   order: str = "text_first") -> list[int]:
+    """One training sequence (a list of ids).
+
+    text_ids: word ids (from ``vocab.encode_text``; may be empty = caption dropped);
+    image_ids: the ``h*w`` image ids (from ``vocab.codes_to_ids``), row by row.
+    ``text_first``: ``[BOS, BOT, text.., EOT, BOI, image.., EOI, EOS]``;
+    ``image_first``: ``[BOS, BOI, image.., EOI, BOT, text.., EOT, EOS]``.
+    """
+    check_choice("order", order, ORDERS)
+    text_ids, image_ids = [int(i) for i in text_ids], [int(i) for i in image_ids]
+    if len(image_ids) != vocab.n_image_tokens:
+        raise ValueError(f"image_ids must hold {vocab.n_image_tokens} ids (grid {vocab.grid}); got {len(image_ids)}")
+    if any(not (vocab.image_offset <= i < vocab.size) for i in image_ids):
+        raise ValueError("image_ids must be image-code ids (use vocab.codes_to_ids(codes)); "
+                         f"got values outside [{vocab.image_offset}, {vocab.size})")
+    if any(not (vocab.word_offset <= i < vocab.image_offset or i == UNK) for i in text_ids):
+        raise ValueError("text_ids must be word ids (use vocab.encode_text(text)); "
+                         f"got {[i for i in text_ids if not (vocab.word_offset <= i < vocab.image_offset)][:3]}")
+    text = [BOT, *text_ids, EOT]
+    image = [BOI, *image_ids, EOI]
+    body = text + image if order == "text_first" else image + text
+    return [BOS, *body, EOS]
+
+
+def segment_ids(seq: torch.Tensor) -> torch.Tensor:
+    """seq: (B, T) ids -> (B, T) segment label of each token: 1 text (``<bot>``, words, ``<eot>``),
+    2 image (``<boi>``, codes, ``<eoi>``), 0 neither (``<bos>``, ``<pad>``). ``<eos>`` belongs to
+    the segment it closes (the second one).
+
+    Works from the span markers, so it needs no vocabulary.
+    """
+    check_tensor("seq", seq, ndim=2, dtype=torch.long)
+    is_bot, is_eot = (seq == BOT).long(), (seq == EOT).long()
+    is_boi, is_eoi = (seq == BOI).long(), (seq == EOI).long()
+    # inside a span: opened at or before t, not closed before t
+    in_text = (is_bot.cumsum(1) - is_eot.cumsum(1) + is_eot) > 0
+    in_image = (is_boi.cumsum(1) - is_eoi.cumsum(1) + is_eoi) > 0
+    seg = torch.zeros_like(seq)
+    seg[in_text] = SEG_TEXT
+    seg[in_image] = SEG_IMAGE
+    # <eos> takes the label of the token before it
+    eos = seq == EOS
+    if eos.any():
+        prev = torch.cat([torch.zeros_like(seg[:, :1]), seg[:, :-1]], dim=1)
+        seg[eos] = prev[eos]
+    return seg
+
+
+def pad_sequences(seqs: Sequence[Sequence[int]], length: int | None = None) -> torch.Tensor:
+    """Right-pad id lists with ``<pad>`` to ``length`` (default: the longest) -> (B, length) long."""
+    longest = max(len(s) for s in seqs)
+    length = longest if length is None else length
+    if longest > length:
+        raise ValueError(f"a sequence of {longest} tokens does not fit length={length}")
+    out = torch.full((len(seqs), length), PAD, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        out[i, :len(s)] = torch.as_tensor(list(s), dtype=torch.long)
+    return out
+
+
+def sequence_table(vocab: MixedVocabulary, seq: Sequence[int]) -> list[dict]:
+    """One row per token: ``{"position", "id", "token", "modality", "segment", "row", "col"}``.
+
+    ``row``/``col`` are the image token's place in the grid (``None`` for other tokens): the 2-D
+    position the transformer adds for image codes.
+    """
+    ids = torch.as_tensor(list(seq), dtype=torch.long)
+    seg = segment_ids(ids[None])[0]
+    mod = vocab.modality(ids)
+    rows, k = [], 0
+    for t, i in enumerate(ids.tolist()):
+        r = c = None
+        if mod[t] == 2:
+            r, c = divmod(k, vocab.grid[1])
+            k += 1
+        rows.append({"position": t, "id": i, "token": vocab.token_name(i), "modality": MODALITIES[int(mod[t])],
+                     "segment": ("-", "text", "image")[int(seg[t])], "row": r, "col": c})
+    return rows

@@ -1,0 +1,98 @@
+"""Sampling: temperature, top-k, guidance, constrained decoding, KV cache (course_lib.sampling)."""
+import pytest
+import torch
+
+from course_lib.models.transformer import MixedTransformer, TransformerConfig
+from course_lib.sampling import (describe_images, draw, filter_logits, generate, guided_logits, sample_next,
+                                 text_to_image_prompt, valid_image_spans)
+from course_lib.text_tokens import EOI, EOT, PAD, MixedVocabulary, WordTokenizer
+
+WORDS = ["a", "digit", "seven", "the", "two"]
+
+
+@pytest.fixture
+def vocab():
+    return MixedVocabulary(WordTokenizer(WORDS), num_codes=12, grid=(3, 3))
+
+
+@pytest.fixture
+def model(vocab):
+    torch.manual_seed(0)
+    cfg = TransformerConfig(vocab_size=len(vocab), image_offset=vocab.image_offset, word_offset=vocab.word_offset,
+                            grid=vocab.grid, block_size=32, n_layer=2, n_head=2, d_model=32)
+    m = MixedTransformer(cfg).eval()
+    with torch.no_grad():  # an untrained model with sharp, word-loving logits: the worst case
+        m.head.weight[vocab.word_offset:vocab.image_offset] += 0.5
+    return m
+
+
+def test_guided_logits():
+    cond, uncond = torch.tensor([[2.0, 0.0]]), torch.tensor([[1.0, 1.0]])
+    assert torch.equal(guided_logits(cond, uncond, 1.0), cond)
+    assert torch.equal(guided_logits(cond, uncond, 0.0), uncond)
+    assert torch.equal(guided_logits(cond, uncond, 3.0), torch.tensor([[4.0, -2.0]]))
+    with pytest.raises(ValueError, match="scale must be >= 0.0"):
+        guided_logits(cond, uncond, -1.0)
+
+
+def test_filter_and_sample():
+    logits = torch.tensor([[3.0, 2.0, 1.0, 0.0]])
+    kept = filter_logits(logits, top_k=2)
+    assert torch.isinf(kept[0, 2:]).all() and torch.isfinite(kept[0, :2]).all()
+    allowed = torch.tensor([False, False, True, True])
+    assert sample_next(logits, temperature=0, allowed=allowed).item() == 2
+    g = torch.Generator().manual_seed(0)
+    draws = torch.stack([sample_next(logits, temperature=1.0, top_k=2, generator=g) for _ in range(200)])
+    assert set(draws.flatten().tolist()) == {0, 1}
+    with pytest.raises(ValueError, match="temperature must be > 0.0"):
+        filter_logits(logits, temperature=0.0)
+    with pytest.raises(ValueError, match="at least one token"):
+        filter_logits(logits, allowed=torch.zeros(4, dtype=torch.bool))
+    with pytest.raises(ValueError, match="top_k must be >= 1"):
+        filter_logits(logits, top_k=0)
+
+
+def test_constrained_decoding_never_writes_words_in_images(vocab, model):
+    g = torch.Generator().manual_seed(0)
+    spans = draw(model, vocab, ["a seven", "the digit two", "a two"] * 4, temperature=1.5, generator=g)
+    assert valid_image_spans(vocab, spans).all()
+    assert vocab.is_image(spans[:, :9]).all() and (spans[:, 9] == EOI).all()
+    free = draw(model, vocab, ["a seven"] * 12, temperature=1.5, constrained=False, generator=g)
+    assert not valid_image_spans(vocab, free).all()  # this model writes words inside images when let loose
+
+
+def test_cache_and_no_cache_give_same_tokens(vocab, model):
+    captions = ["a seven", "a two", "the digit two"]
+    a = draw(model, vocab, captions, guidance_scale=2.0, top_k=5, generator=torch.Generator().manual_seed(3))
+    b = draw(model, vocab, captions, guidance_scale=2.0, top_k=5, use_cache=False,
+             generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+
+
+def test_generate_needs_uncond_for_guidance(vocab, model):
+    prompt = torch.tensor([text_to_image_prompt(vocab, vocab.encode_text("a seven"))])
+    with pytest.raises(ValueError, match="needs uncond_prompt"):
+        generate(model, prompt, 3, guidance_scale=2.0)
+    with pytest.raises(ValueError, match="unknown word 'sevn'"):
+        draw(model, vocab, ["a sevn"])
+
+
+def test_describe_images_writes_only_words(vocab, model):
+    codes = torch.randint(0, vocab.num_codes, (5, 3, 3))
+    captions = describe_images(model, vocab, codes, temperature=1.0, max_words=6,
+                               generator=torch.Generator().manual_seed(0))
+    assert len(captions) == 5
+    for c in captions:
+        assert all(w in WORDS for w in c.split())
+    with pytest.raises(ValueError, match=r"codes must have shape \(N, 3, 3\)"):
+        describe_images(model, vocab, torch.zeros(2, 2, 2, dtype=torch.long))
+
+
+def test_stop_id_pads_after_stop(vocab, model):
+    from course_lib.sampling import text_span_constraint
+    prompt = torch.tensor([[1, 3] + [vocab.image_offset] * 9 + [4, 5]] * 4)
+    out = generate(model, prompt, 8, temperature=1.0, allowed=text_span_constraint(vocab), stop_id=EOT,
+                   generator=torch.Generator().manual_seed(0))
+    for row in out.tolist():
+        if EOT in row:
+            assert all(t == PAD for t in row[row.index(EOT) + 1:])
