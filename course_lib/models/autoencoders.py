@@ -72,18 +72,24 @@ class ConvDecoder(nn.Module):
         return self.net(z)
 
 
+def _mlp(widths: list[int]) -> list[nn.Module]:
+    """Linear layers between consecutive ``widths`` with ReLU between them (none after the last)."""
+    layers = []
+    for i, (w_in, w_out) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append(nn.Linear(w_in, w_out))
+        if i < len(widths) - 2:
+            layers.append(nn.ReLU())
+    return layers
+
+
 class MLPEncoder(nn.Module):
     """x: (B, 1, 28, 28) -> (B, out_dim) through fully connected layers of sizes ``hidden``."""
 
     def __init__(self, out_dim: int, hidden: tuple[int, ...] = (512, 256)):
         super().__init__()
         check_int("out_dim", out_dim, min_value=1)
-        layers, width = [nn.Flatten()], 28 * 28
-        for h in hidden:
-            layers += [nn.Linear(width, check_int("hidden", h, min_value=1)), nn.ReLU()]
-            width = h
-        layers.append(nn.Linear(width, out_dim))
-        self.net = nn.Sequential(*layers)
+        hidden = [check_int("hidden", h, min_value=1) for h in hidden]
+        self.net = nn.Sequential(nn.Flatten(), *_mlp([28 * 28, *hidden, out_dim]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -95,12 +101,8 @@ class MLPDecoder(nn.Module):
     def __init__(self, latent_dim: int, hidden: tuple[int, ...] = (256, 512)):
         super().__init__()
         check_int("latent_dim", latent_dim, min_value=1)
-        layers, width = [], latent_dim
-        for h in hidden:
-            layers += [nn.Linear(width, check_int("hidden", h, min_value=1)), nn.ReLU()]
-            width = h
-        layers += [nn.Linear(width, 28 * 28), nn.Unflatten(1, IMAGE_SHAPE)]
-        self.net = nn.Sequential(*layers)
+        hidden = [check_int("hidden", h, min_value=1) for h in hidden]
+        self.net = nn.Sequential(*_mlp([latent_dim, *hidden, 28 * 28]), nn.Unflatten(1, IMAGE_SHAPE))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
