@@ -42,69 +42,58 @@ VAE_CFG = dict(latent_dim=32, width=(512,), steps=2100, batch_size=128, lr=2e-3)
 PYTHAE = {"neg_elbo": 111.7, "nll_is": 106.2, "seconds": 46.0}
 
 
-class Clock:
-    """Training seconds at each evaluation, with the evaluations' own time taken out."""
+class Tracker:
+    """Evaluates every ``eval_every`` steps (and at the last), keeps the curve, and notes when the
+    target was first reached; training seconds exclude the evaluations' own time.
 
-    def __init__(self):
+    measure(model) -> float; reached(value) -> bool.
+    """
+
+    def __init__(self, model, name: str, measure, reached, eval_every: int, steps: int):
+        self.model, self.name, self.measure, self.reached_when = model, name, measure, reached
+        self.eval_every, self.steps = eval_every, steps
+        self.curve, self.reached, self.paused = [], None, 0.0
         self.start = time.perf_counter()
-        self.paused = 0.0
 
-    def train_seconds(self) -> float:
-        return time.perf_counter() - self.start - self.paused
+    def __call__(self, step, history):  # fit's on_step hook
+        if step % self.eval_every and step != self.steps:
+            return
+        t_eval = time.perf_counter()
+        seconds = round(t_eval - self.start - self.paused, 2)
+        value = self.measure(self.model)
+        self.model.train()
+        self.curve.append({"step": step, "train_seconds": seconds, self.name: value})
+        if self.reached is None and self.reached_when(value):
+            self.reached = {"step": step, "train_seconds": seconds}
+        self.paused += time.perf_counter() - t_eval
 
 
 def run_ae(x_train, x_test, pca16: float, eval_every: int, steps: int) -> dict:
     torch.manual_seed(0)
     model = ConvAutoencoder(latent_dim=AE["latent_dim"], channels=AE["channels"], hidden=AE["hidden"])
-    clock, curve, reached = Clock(), [], None
-
-    def on_step(step, history):
-        nonlocal reached
-        if step % eval_every and step != steps:
-            return
-        t_eval, seconds = time.perf_counter(), clock.train_seconds()
-        mse = reconstruction_error(model, x_test)
-        model.train()
-        curve.append({"step": step, "train_seconds": round(seconds, 2), "test_mse": mse})
-        if reached is None and mse <= 0.5 * pca16:
-            reached = {"step": step, "train_seconds": round(seconds, 2)}
-        clock.paused += time.perf_counter() - t_eval
-
-    clock.start = time.perf_counter()
+    track = Tracker(model, "test_mse", lambda m: reconstruction_error(m, x_test), lambda v: v <= 0.5 * pca16,
+                    eval_every, steps)
     hist = fit(model, ae_loss, (x_train,), steps=steps, batch_size=AE["batch_size"], lr=AE["lr"], cosine=True,
-               device="cpu", desc="conv AE", on_step=on_step)
-    return {"settings": {**AE, "steps": steps}, "train_seconds": round(hist.seconds - clock.paused, 2),
-            "test_mse": curve[-1]["test_mse"], "target_test_mse": 0.5 * pca16, "reached_target": reached,
-            "curve": curve}
+               device="cpu", desc="conv AE", on_step=track)
+    return {"settings": {**AE, "steps": steps}, "train_seconds": round(hist.seconds - track.paused, 2),
+            "test_mse": track.curve[-1]["test_mse"], "target_test_mse": 0.5 * pca16,
+            "reached_target": track.reached, "curve": track.curve}
 
 
 def run_vae(x_train, x_test, eval_every: int, steps: int, is_samples: int) -> dict:
     torch.manual_seed(0)
     model = VAE(latent_dim=VAE_CFG["latent_dim"], arch="mlp", width=VAE_CFG["width"]).init_output_bias(x_train)
-    clock, curve, reached = Clock(), [], None
-
-    def on_step(step, history):
-        nonlocal reached
-        if step % eval_every and step != steps:
-            return
-        t_eval, seconds = time.perf_counter(), clock.train_seconds()
-        elbo = negative_elbo(model, x_test, n_samples=4)["neg_elbo"]
-        model.train()
-        curve.append({"step": step, "train_seconds": round(seconds, 2), "test_neg_elbo": elbo})
-        if reached is None and elbo < PYTHAE["neg_elbo"]:
-            reached = {"step": step, "train_seconds": round(seconds, 2)}
-        clock.paused += time.perf_counter() - t_eval
-
-    clock.start = time.perf_counter()
+    track = Tracker(model, "test_neg_elbo", lambda m: negative_elbo(m, x_test, n_samples=4)["neg_elbo"],
+                    lambda v: v < PYTHAE["neg_elbo"], eval_every, steps)
     hist = fit(model, vae_loss(1.0), (x_train,), steps=steps, batch_size=VAE_CFG["batch_size"], lr=VAE_CFG["lr"],
-               cosine=True, clip_grad=None, device="cpu", desc="VAE", on_step=on_step)
+               cosine=True, clip_grad=None, device="cpu", desc="VAE", on_step=track)
     final = negative_elbo(model, x_test, n_samples=10)
     nll = importance_sampled_nll(model, x_test, n_samples=is_samples).mean().item()
     return {"settings": {**VAE_CFG, "width": list(VAE_CFG["width"]), "steps": steps, "is_samples": is_samples},
-            "train_seconds": round(hist.seconds - clock.paused, 2), "test_neg_elbo": final["neg_elbo"],
+            "train_seconds": round(hist.seconds - track.paused, 2), "test_neg_elbo": final["neg_elbo"],
             "test_recon": final["recon"], "test_kl": final["kl"], "test_nll_is": nll,
             "bits_per_dim": nats_to_bits_per_dim(final["neg_elbo"]), "nll_is_bits_per_dim": nats_to_bits_per_dim(nll),
-            "reached_pythae_elbo": reached, "pythae_reference": PYTHAE, "curve": curve}
+            "reached_pythae_elbo": track.reached, "pythae_reference": PYTHAE, "curve": track.curve}
 
 
 def main(argv=None) -> int:
