@@ -155,7 +155,7 @@ def test_vqvae_shapes_errors_and_learning():
         loss, _ = vqvae_loss(model, (x,))
         first = first if first is not None else float(loss.detach())
         opt.zero_grad(), loss.backward(), opt.step()
-    assert float(loss) < 0.5 * first
+    assert float(loss.detach()) < 0.5 * first
 
 
 # --- exercise checks: the reference solutions pass, wrong ones fail with a clear message -------------
