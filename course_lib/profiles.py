@@ -54,8 +54,13 @@ class Profile:
         return f"{self.name}{suffix}"
 
 
-def get_profile(name: str | None = None) -> Profile:
-    """Resolve the profile from ``name`` or ``COURSE_PROFILE`` (default ``auto``)."""
+def get_profile(name: "str | Profile | None" = None) -> Profile:
+    """Resolve the profile from ``name`` (a name or a :class:`Profile`, returned as is) or
+    ``COURSE_PROFILE`` (default ``auto``)."""
+    if isinstance(name, Profile):
+        return name
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"profile must be a Profile, a profile name or None; got {type(name).__name__}")
     source = "name" if name is not None else PROFILE_ENV
     requested = name if name is not None else (os.environ.get(PROFILE_ENV) or "auto")
     check_choice(source, requested, ("auto",) + PROFILES)

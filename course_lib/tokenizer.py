@@ -22,7 +22,7 @@ from .device import pick_device
 from .models.vq import FSQ, VQVAE, VectorQuantizer, code_counts, perplexity, vqvae_loss
 from .profiles import Profile, get_profile
 from .train import fit
-from .validate import check_choice, check_tensor
+from .validate import check_choice, check_codes, check_tensor
 
 DATASETS = ("digits", "shapes")
 _IMAGE = {"digits": (1, 28), "shapes": (3, 24)}  # channels, image size
@@ -35,7 +35,7 @@ def tokenizer_recipe(dataset: str, profile: Profile | str | None = None) -> dict
     dead-code restart. K is kept moderate (a small vocabulary for the transformer of notebook 05).
     """
     check_choice("dataset", dataset, DATASETS)
-    profile = _profile(profile)
+    profile = get_profile(profile)
     channels, size = _IMAGE[dataset]
     recipe = dict(dataset=dataset, channels=channels, image_size=size, downsample=4, hidden=64, dim=16, quantizer="vq",
                   num_codes=256 if dataset == "digits" else 64, levels=None, ema=True, decay=0.99,
@@ -44,16 +44,6 @@ def tokenizer_recipe(dataset: str, profile: Profile | str | None = None) -> dict
                                  classroom=dict(steps=1500, n_train=4500 if dataset == "digits" else 3000),
                                  gpu=dict(steps=3000, n_train=4500 if dataset == "digits" else 6000)))
     return recipe
-
-
-def _profile(profile) -> Profile:
-    if profile is None:
-        return get_profile()
-    if isinstance(profile, str):
-        return get_profile(profile)
-    if not isinstance(profile, Profile):
-        raise TypeError(f"profile must be a Profile, a profile name or None; got {type(profile).__name__}")
-    return profile
 
 
 def build_vqvae(hparams: dict) -> VQVAE:
@@ -124,10 +114,7 @@ class ImageTokenizer(nn.Module):
     def decode(self, codes: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
         """codes: (B, h, w) long in 0..K-1 (any device) -> images (B, C, S, S) float in [0, 1] on codes' device."""
         check_tensor("codes", codes, shape=(None, *self.grid), dtype=torch.long)
-        if codes.numel():
-            lo, hi = int(codes.min()), int(codes.max())
-            if lo < 0 or hi >= self.num_codes:
-                raise ValueError(f"codes must lie in 0..{self.num_codes - 1}; got values from {lo} to {hi}")
+        check_codes("codes", codes, self.num_codes)
         self.eval()
         out = [self.vqvae.decode(codes[i:i + batch_size].to(self.device)).clamp(0, 1)
                for i in range(0, len(codes), batch_size)]
@@ -183,7 +170,7 @@ def evaluate_tokenizer(tok: ImageTokenizer, x: torch.Tensor) -> dict:
 
 
 def tokenizer_name(dataset: str, profile) -> str:
-    return f"tokenizer_{dataset}_{_profile(profile).name}"
+    return f"tokenizer_{dataset}_{get_profile(profile).name}"
 
 
 def save_tokenizer(tok: ImageTokenizer, profile=None, metrics: dict | None = None) -> str:
@@ -203,7 +190,7 @@ def get_tokenizer(dataset: str, *, profile=None, device=None, verbose: bool = Tr
     and saves it. Prints one line saying which happened.
     """
     check_choice("dataset", dataset, DATASETS)
-    profile = _profile(profile)
+    profile = get_profile(profile)
     device = torch.device(device) if device is not None else pick_device()
     name = tokenizer_name(dataset, profile)
     channels, size = _IMAGE[dataset]

@@ -87,3 +87,12 @@ def check_tensor(name: str, value, *, ndim: int | None = None, shape: Sequence[i
         if value.dtype not in dtypes:
             raise TypeError(f"{name} must have dtype {' or '.join(map(str, dtypes))}; got {value.dtype}")
     return value
+
+
+def check_codes(name: str, codes: torch.Tensor, num_codes: int) -> torch.Tensor:
+    """Integer codes must lie in ``0..num_codes - 1``; the message gives the range that came."""
+    if codes.numel():
+        lo, hi = int(codes.min()), int(codes.max())
+        if lo < 0 or hi >= num_codes:
+            raise ValueError(f"{name} must lie in 0..{num_codes - 1}; got values from {lo} to {hi}")
+    return codes

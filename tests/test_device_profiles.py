@@ -68,3 +68,10 @@ def test_profile_choose_merges_gpu_overrides():
     assert Profile("classroom").choose(**kw) == {"steps": 100, "width": 32}
     assert Profile("gpu").choose(**kw) == {"steps": 1000, "width": 32}
     assert Profile("gpu").choose(smoke=1, classroom=2) == 2
+
+
+def test_get_profile_passes_a_profile_through_and_rejects_other_types():
+    p = Profile("smoke")
+    assert get_profile(p) is p
+    with pytest.raises(TypeError, match="profile must be a Profile, a profile name or None; got int"):
+        get_profile(3)

@@ -41,3 +41,11 @@ def test_tensor_shape_dtype_messages():
     with pytest.raises(TypeError, match="codes must have dtype torch.int64; got torch.float32"):
         check_tensor("codes", x, dtype=torch.int64)
     assert check_tensor("x", x, shape=(None, 3, 28, 28)) is x
+
+
+def test_code_range_message():
+    from course_lib.validate import check_codes
+    codes = torch.tensor([[0, 5], [3, 9]])
+    assert check_codes("codes", codes, 10) is codes
+    with pytest.raises(ValueError, match=r"codes must lie in 0..7; got values from 0 to 9"):
+        check_codes("codes", codes, 8)

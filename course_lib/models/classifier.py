@@ -93,11 +93,8 @@ def get_digit_classifier(profile=None, device=None, *, verbose: bool = True) -> 
     from ..artifacts import load_artifact, save_artifact
     from ..data import as_tensors, load_digits
     from ..device import pick_device
-    from ..profiles import Profile, get_profile
-    if profile is None or isinstance(profile, str):
-        profile = get_profile(profile)
-    if not isinstance(profile, Profile):
-        raise TypeError(f"profile must be a Profile, a profile name or None; got {type(profile).__name__}")
+    from ..profiles import get_profile
+    profile = get_profile(profile)
     device = torch.device(device) if device is not None else pick_device()
     name = f"digit_classifier_{profile.name}"
     loaded = load_artifact(name, lambda hp: DigitCNN(hidden=hp["hidden"]), verbose=False)

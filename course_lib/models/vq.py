@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..validate import check_choice, check_float, check_int, check_tensor
+from ..validate import check_choice, check_codes, check_float, check_int, check_tensor
 
 __all__ = ["QuantizerOutput", "nearest_code", "kmeans", "perplexity", "code_counts", "VectorQuantizer",
            "FSQ", "ResidualVQ", "Encoder", "Decoder", "VQVAE", "build_quantizer", "vqvae_loss"]
@@ -257,9 +257,7 @@ class VectorQuantizer(nn.Module):
     def codes_to_latents(self, indices: torch.Tensor) -> torch.Tensor:
         """indices (B, H, W) long -> code vectors (B, D, H, W)."""
         check_tensor("indices", indices, ndim=3, dtype=torch.long)
-        if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.num_codes):
-            raise ValueError(f"indices must lie in 0..{self.num_codes - 1}; got values from "
-                             f"{int(indices.min())} to {int(indices.max())}")
+        check_codes("indices", indices, self.num_codes)
         vecs = self.get_codebook()[indices]  # (B, H, W, D)
         return vecs.permute(0, 3, 1, 2).contiguous()
 
@@ -321,9 +319,7 @@ class FSQ(nn.Module):
     def codes_to_latents(self, indices: torch.Tensor) -> torch.Tensor:
         """indices (B, H, W) long -> latents (B, D, H, W)."""
         check_tensor("indices", indices, ndim=3, dtype=torch.long)
-        if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.num_codes):
-            raise ValueError(f"indices must lie in 0..{self.num_codes - 1}; got values from "
-                             f"{int(indices.min())} to {int(indices.max())}")
+        check_codes("indices", indices, self.num_codes)
         digits = (indices[:, None] // self._basis.view(1, -1, 1, 1)) % self._levels.long().view(1, -1, 1, 1)
         return self.project_out(self._scale(digits.float()))
 
