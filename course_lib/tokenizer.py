@@ -26,19 +26,23 @@ from .validate import check_choice, check_codes, check_tensor
 
 DATASETS = ("digits", "shapes")
 _IMAGE = {"digits": (1, 28), "shapes": (3, 24)}  # channels, image size
+RECIPE_VERSION = 2  # bump when the recipe changes, so cached tokenizers from an older recipe are retrained
 
 
 def tokenizer_recipe(dataset: str, profile: Profile | str | None = None) -> dict:
     """The hyperparameters :func:`get_tokenizer` trains with (JSON-serialisable).
 
     The quantizer is the fix found in notebook 04: EMA codebook, k-means initialisation and
-    dead-code restart. K is kept moderate (a small vocabulary for the transformer of notebook 05).
+    dead-code restart. K = 256 for both datasets: a moderate vocabulary for the transformer of
+    notebook 05. (With K = 64 the shapes tokenizer rounded the corners of small squares, so
+    neither ``read_scene`` nor the transformer could tell them from disks reliably.)
     """
     check_choice("dataset", dataset, DATASETS)
     profile = get_profile(profile)
     channels, size = _IMAGE[dataset]
-    recipe = dict(dataset=dataset, channels=channels, image_size=size, downsample=4, hidden=64, dim=16, quantizer="vq",
-                  num_codes=256 if dataset == "digits" else 64, levels=None, ema=True, decay=0.99,
+    recipe = dict(version=RECIPE_VERSION, dataset=dataset, channels=channels, image_size=size, downsample=4,
+                  hidden=64, dim=16, quantizer="vq",
+                  num_codes=256, levels=None, ema=True, decay=0.99,
                   kmeans_init=True, dead_threshold=1.0, cosine=False, beta=0.25, batch_size=64, lr=2e-3)
     recipe.update(profile.choose(smoke=dict(steps=120, n_train=1000 if dataset == "digits" else 600),
                                  classroom=dict(steps=1500, n_train=4500 if dataset == "digits" else 3000),
@@ -195,7 +199,8 @@ def get_tokenizer(dataset: str, *, profile=None, device=None, verbose: bool = Tr
     name = tokenizer_name(dataset, profile)
     channels, size = _IMAGE[dataset]
     loaded = load_artifact(name, ImageTokenizer.from_hparams, verbose=False,
-                           expected={"dataset": dataset, "channels": channels, "image_size": size})
+                           expected={"dataset": dataset, "channels": channels, "image_size": size,
+                                     "version": RECIPE_VERSION})
     if loaded is not None:
         tok, meta = loaded
         tok = tok.to(device).eval()

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from course_lib.tokenizer import (ImageTokenizer, build_vqvae, get_tokenizer, save_tokenizer, tokenizer_name,
-                                  tokenizer_recipe)
+from course_lib.tokenizer import (RECIPE_VERSION, ImageTokenizer, build_vqvae, get_tokenizer, save_tokenizer,
+                                  tokenizer_name, tokenizer_recipe)
 
 
 def _untrained(dataset="digits"):
@@ -12,7 +12,7 @@ def _untrained(dataset="digits"):
     return ImageTokenizer(build_vqvae(recipe), recipe)
 
 
-@pytest.mark.parametrize("dataset,c,s,g,k", [("digits", 1, 28, 7, 256), ("shapes", 3, 24, 6, 64)])
+@pytest.mark.parametrize("dataset,c,s,g,k", [("digits", 1, 28, 7, 256), ("shapes", 3, 24, 6, 256)])
 def test_encode_decode_shapes_and_round_trip(dataset, c, s, g, k):
     tok = _untrained(dataset)
     assert (tok.num_codes, tok.grid, tok.channels, tok.image_size) == (k, (g, g), c, s)
@@ -67,6 +67,16 @@ def test_get_tokenizer_trains_saves_then_loads(tmp_path, monkeypatch, capsys):
     (tmp_path / "artifacts" / "tokenizer_shapes_smoke.pt").write_bytes(b"garbage")
     get_tokenizer("shapes", profile="smoke", device="cpu")
     assert "trained tokenizer" in capsys.readouterr().out
+
+
+def test_tokenizer_from_an_older_recipe_is_retrained(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    old = dict(tokenizer_recipe("shapes", "smoke"), num_codes=64)
+    del old["version"]  # what a tokenizer saved before the recipe had a version looks like
+    save_tokenizer(ImageTokenizer.from_hparams(old), "smoke")
+    tok = get_tokenizer("shapes", profile="smoke", device="cpu")
+    assert "trained tokenizer 'tokenizer_shapes_smoke'" in capsys.readouterr().out
+    assert tok.num_codes == 256 and tok.hparams["version"] == RECIPE_VERSION
 
 
 def test_saved_under_profile_name(tmp_path, monkeypatch):
