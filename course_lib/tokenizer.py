@@ -34,8 +34,8 @@ def tokenizer_recipe(dataset: str, profile: Profile | str | None = None) -> dict
 
     The quantizer is the fix found in notebook 04: EMA codebook, k-means initialisation and
     dead-code restart. K = 256 for both datasets: a moderate vocabulary for the transformer of
-    notebook 05. (With K = 64 the shapes tokenizer rounded the corners of small squares, so
-    neither ``read_scene`` nor the transformer could tell them from disks reliably.)
+    notebook 05. (With K = 64 the shapes tokenizer rounded the corners of small squares, and a
+    square the decoder cannot draw is a square notebook 05 cannot draw either.)
     """
     check_choice("dataset", dataset, DATASETS)
     profile = get_profile(profile)
