@@ -16,6 +16,7 @@ seen in training, so generating a held-out pair tests compositional generalisati
 """
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import asdict, dataclass
 
@@ -47,6 +48,7 @@ _SINGLE_TEMPLATES = (
     "a {color} {shape}, {size}, in the {where}",
 )
 _RADIUS = {"small": 0.14, "large": 0.23}  # fraction of the image side
+_SUPERSAMPLE = 4  # shapes are drawn at 4x resolution and averaged down (anti-aliasing)
 _SQUARE_HALF, _TRIANGLE_SCALE = 0.86, 1.1  # a square's half-side and a triangle's half-base, in radii
 # area of each shape in units of r**2, and how far a triangle's centroid lies below its centre (in r)
 _AREA = {"circle": np.pi, "square": (2 * _SQUARE_HALF) ** 2, "triangle": 0.5 * (2 * _TRIANGLE_SCALE) * (1.8 * _TRIANGLE_SCALE)}
@@ -113,11 +115,19 @@ def _shape_mask(shape: str, xx, yy, cx: float, cy: float, r: float):
     return _triangle_mask(xx, yy, cx, cy, _TRIANGLE_SCALE * r)
 
 
-def _supersampled_mask(shape: str, side: int, cx: float, cy: float, r: float, ss: int = 4) -> np.ndarray:
-    """(side, side) float coverage of one shape, anti-aliased like :func:`render`."""
-    n = side * ss
+@functools.lru_cache(maxsize=8)
+def _fine_grid(side: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel-centre coordinates (xx, yy) of a side x side image drawn at _SUPERSAMPLE x resolution
+    (fractions of the side; read-only, shared by every drawing of that size)."""
+    n = side * _SUPERSAMPLE
     coords = (np.arange(n) + 0.5) / n
-    xx, yy = np.meshgrid(coords, coords)
+    return np.meshgrid(coords, coords)
+
+
+def _supersampled_mask(shape: str, side: int, cx: float, cy: float, r: float) -> np.ndarray:
+    """(side, side) float coverage of one shape, anti-aliased like :func:`render`."""
+    xx, yy = _fine_grid(side)
+    ss = _SUPERSAMPLE
     return _shape_mask(shape, xx, yy, cx, cy, r).reshape(side, ss, side, ss).mean(axis=(1, 3))
 
 
@@ -130,11 +140,9 @@ def render(scene: list[ShapeSpec], image_size: int = 24, rng: random.Random | No
     """
     check_int("image_size", image_size, min_value=12, max_value=128)
     rng = rng or random.Random(0)
-    ss = 4
-    n = image_size * ss
-    coords = (np.arange(n) + 0.5) / n
-    xx, yy = np.meshgrid(coords, coords)
-    canvas = np.zeros((3, n, n), dtype=np.float32)
+    ss = _SUPERSAMPLE
+    xx, yy = _fine_grid(image_size)
+    canvas = np.zeros((3, image_size * ss, image_size * ss), dtype=np.float32)
     for s in scene:
         cx, cy = _CENTERS[s.position]
         r = _RADIUS[s.size]
