@@ -19,8 +19,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from .text_tokens import (PAD, SEG_IMAGE, SEG_NONE, SEG_TEXT, MixedVocabulary, build_sequence, segment_ids,
-                          split_words)
+from .text_tokens import (SEG_IMAGE, SEG_NONE, SEG_TEXT, MixedVocabulary, build_sequence, pad_sequences,
+                          segment_ids, split_words)
 from .validate import check_float, check_int, check_tensor
 
 TEXT_TO_IMAGE, IMAGE_TO_TEXT = 0, 1
@@ -57,7 +57,10 @@ class MixedSequenceData:
             variants = [c] if isinstance(c, str) else list(c)
             if not variants:
                 raise ValueError("every example needs at least one caption")
-            self.text_ids.append([cache.setdefault(v, vocab.encode_text(v)) for v in variants])
+            for v in variants:
+                if v not in cache:
+                    cache[v] = vocab.encode_text(v)
+            self.text_ids.append([cache[v] for v in variants])
         longest = max(len(t) for variants in self.text_ids for t in variants)
         self.block_size = longest + vocab.n_image_tokens + 7  # BOS BOT EOT BOI EOI EOS + room
         self.rng = random.Random(seed)
@@ -80,10 +83,7 @@ class MixedSequenceData:
         directions = [IMAGE_TO_TEXT] * n_i2t + [TEXT_TO_IMAGE] * (batch_size - n_i2t)
         self.rng.shuffle(directions)
         seqs = [self.example(i, d, self.rng.random() < self.p_drop_caption) for i, d in zip(idx, directions)]
-        out = torch.full((batch_size, self.block_size), PAD, dtype=torch.long)
-        for r, s in enumerate(seqs):
-            out[r, :len(s)] = torch.tensor(s)
-        return out, torch.tensor(directions)
+        return pad_sequences(seqs, self.block_size), torch.tensor(directions)
 
     def batches(self, batch_size: int):
         """Endless iterator of :meth:`batch` (what ``course_lib.train.fit`` takes as data)."""
@@ -103,7 +103,11 @@ def segment_weights(seq: torch.Tensor, direction: torch.Tensor, cond_weight: flo
     check_tensor("seq", seq, ndim=2, dtype=torch.long)
     check_tensor("direction", direction, shape=(seq.shape[0],), dtype=torch.long)
     check_float("cond_weight", cond_weight, min_value=0.0, max_value=1.0)
-    seg = segment_ids(seq)[:, 1:]
+    return _weights(segment_ids(seq)[:, 1:], direction, cond_weight)
+
+
+def _weights(seg: torch.Tensor, direction: torch.Tensor, cond_weight: float) -> torch.Tensor:
+    """:func:`segment_weights` from the targets' segment ids seg (B, T-1), already computed."""
     target_seg = torch.where(direction == TEXT_TO_IMAGE, SEG_IMAGE, SEG_TEXT)[:, None]
     is_target = seg == target_seg
     is_cond = (seg != SEG_NONE) & ~is_target
@@ -119,12 +123,12 @@ def mixed_sequence_loss(model, batch, cond_weight: float = 1 / 8):
     (nats/token) of each modality in each direction, for the four-curve plot.
     """
     seq, direction = batch
+    check_tensor("direction", direction, shape=(seq.shape[0],), dtype=torch.long)
     logits = model(seq[:, :-1])
     targets = seq[:, 1:]
     ce = F.cross_entropy(logits.transpose(1, 2).float(), targets, reduction="none")  # (B, T-1)
-    w = segment_weights(seq, direction, cond_weight)
-    loss = (w * ce).sum(1).mean()
     seg = segment_ids(seq)[:, 1:]
+    loss = (_weights(seg, direction, cond_weight) * ce).sum(1).mean()
     parts = {}
     with torch.no_grad():
         for d, dname in enumerate(DIRECTIONS):
@@ -133,23 +137,6 @@ def mixed_sequence_loss(model, batch, cond_weight: float = 1 / 8):
                 if m.any():
                     parts[f"{dname}_{sname}"] = float(ce[m].mean())
     return loss, parts
-
-
-@torch.no_grad()
-def sequence_nll(model, seq: torch.Tensor, direction: torch.Tensor, batch_size: int = 256) -> dict:
-    """Mean cross-entropy (nats/token) of each direction x modality on fixed sequences (e.g. a test set)."""
-    model.eval()
-    sums = {f"{d}_{s}": [0.0, 0] for d in DIRECTIONS for s in ("text", "image")}
-    for i in range(0, len(seq), batch_size):
-        s_, d_ = seq[i:i + batch_size], direction[i:i + batch_size]
-        ce = F.cross_entropy(model(s_[:, :-1]).transpose(1, 2).float(), s_[:, 1:], reduction="none")
-        seg = segment_ids(s_)[:, 1:]
-        for d, dname in enumerate(DIRECTIONS):
-            for s, sname in ((SEG_TEXT, "text"), (SEG_IMAGE, "image")):
-                m = (seg == s) & (d_ == d)[:, None]
-                sums[f"{dname}_{sname}"][0] += float(ce[m].sum())
-                sums[f"{dname}_{sname}"][1] += int(m.sum())
-    return {k: v[0] / max(1, v[1]) for k, v in sums.items()}
 
 
 # ----------------------------------------------------------------------------- reading captions

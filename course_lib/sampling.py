@@ -150,11 +150,6 @@ def text_to_image_prompt(vocab: MixedVocabulary, text_ids: list[int]) -> list[in
     return [BOS, BOT, *text_ids, EOT, BOI]
 
 
-def image_to_text_prompt(vocab: MixedVocabulary, image_ids: list[int]) -> list[int]:
-    """``[BOS, BOI, codes.., EOI, BOT]``: what the model sees before writing a caption."""
-    return [BOS, BOI, *image_ids, EOI, BOT]
-
-
 @torch.no_grad()
 def draw(model, vocab: MixedVocabulary, captions: list[str], *, temperature: float = 1.0,
          top_k: int | None = None, guidance_scale: float = 1.0, constrained: bool = True,
@@ -186,6 +181,13 @@ def draw(model, vocab: MixedVocabulary, captions: list[str], *, temperature: flo
                                 guidance_scale=guidance_scale, uncond_prompt=uncond, allowed=allowed,
                                 use_cache=use_cache, generator=generator)
     return out
+
+
+def spans_to_images(tokenizer, vocab: MixedVocabulary, spans: torch.Tensor) -> torch.Tensor:
+    """Decode what :func:`draw` wrote: spans (N, h*w + 1) (codes, then ``<eoi>``) -> images
+    (N, C, S, S) in [0, 1] on the CPU, through ``tokenizer`` (an ``ImageTokenizer``)."""
+    codes = vocab.ids_to_codes(spans[:, :-1].cpu())
+    return tokenizer.decode(codes.to(tokenizer.device)).cpu()
 
 
 def valid_image_spans(vocab: MixedVocabulary, spans: torch.Tensor) -> torch.Tensor:

@@ -216,13 +216,6 @@ class MixedVocabulary:
             mask[EOT] = True
         return mask
 
-    def hparams(self) -> dict:
-        return {"words": list(self.tokenizer.words), "num_codes": self.num_codes, "grid": list(self.grid)}
-
-    @classmethod
-    def from_hparams(cls, h: dict) -> "MixedVocabulary":
-        return cls(WordTokenizer(h["words"]), h["num_codes"], tuple(h["grid"]))
-
 
 # --------------------------------------------------------------------------- sequences
 def build_sequence(vocab: MixedVocabulary, text_ids: Sequence[int], image_ids: Sequence[int],

@@ -4,7 +4,7 @@ import torch
 
 from course_lib.models.transformer import MixedTransformer, TransformerConfig
 from course_lib.sampling import (describe_images, draw, filter_logits, generate, guided_logits, sample_next,
-                                 text_to_image_prompt, valid_image_spans)
+                                 spans_to_images, text_to_image_prompt, valid_image_spans)
 from course_lib.text_tokens import EOI, EOT, PAD, MixedVocabulary, WordTokenizer
 
 WORDS = ["a", "digit", "seven", "the", "two"]
@@ -96,3 +96,15 @@ def test_stop_id_pads_after_stop(vocab, model):
     for row in out.tolist():
         if EOT in row:
             assert all(t == PAD for t in row[row.index(EOT) + 1:])
+
+
+def test_spans_to_images_decodes_the_codes_before_eoi():
+    from course_lib.tokenizer import ImageTokenizer, tokenizer_recipe
+    torch.manual_seed(0)
+    tok = ImageTokenizer.from_hparams(tokenizer_recipe("shapes", "smoke"))
+    vocab = MixedVocabulary(WordTokenizer(WORDS), num_codes=tok.num_codes, grid=tok.grid)
+    codes = torch.randint(0, tok.num_codes, (3, *tok.grid))
+    spans = torch.cat([vocab.codes_to_ids(codes.reshape(3, -1)), torch.full((3, 1), EOI)], dim=1)
+    images = spans_to_images(tok, vocab, spans)
+    assert images.shape == (3, 3, 24, 24) and images.device.type == "cpu"
+    assert torch.equal(images, tok.decode(codes))

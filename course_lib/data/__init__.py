@@ -2,9 +2,9 @@
 from .captions import DIGIT_TEMPLATES, caption_vocabulary, digit_caption, digit_captions
 from .digits import DIGIT_NAMES, DIGIT_SOURCES, as_tensors, load_digits
 from .shapes import (COLORS, HELDOUT_PAIRS, POSITIONS, SHAPES, SIZES, ShapeSpec, describe, make_shapes,
-                     match_shape, read_scene, render, scene_of)
+                     match_shape, read_scene, render, scene_dict, scene_of)
 
 __all__ = ["DIGIT_NAMES", "DIGIT_SOURCES", "DIGIT_TEMPLATES", "as_tensors", "caption_vocabulary",
            "digit_caption", "digit_captions", "load_digits", "COLORS", "HELDOUT_PAIRS", "POSITIONS",
            "SHAPES", "SIZES", "ShapeSpec", "describe", "make_shapes", "match_shape", "read_scene", "render",
-           "scene_of"]
+           "scene_dict", "scene_of"]
