@@ -41,7 +41,6 @@ site: $(STAMP)
 # JupyterLab + headless Chromium run notebook 00 (tests/test_browser.py). Installs playwright into
 # the venv and, as root only, Debian's chromium; never downloads a browser build of its own.
 browser-test: $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[test]'
 	@if command -v chromium >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
 	else echo "chromium is missing and this is not root: install Debian's chromium package (the test will skip)"; fi
@@ -49,7 +48,7 @@ browser-test: $(STAMP)
 
 # Time-to-quality benchmarks for the targets (classroom settings; run on an otherwise idle machine).
 bench: $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[test,bench]'
+	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python benchmarks/bench_ae_vae.py
 	$(BIN)/python benchmarks/bench_vq.py
 

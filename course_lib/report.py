@@ -20,7 +20,6 @@ import html
 import json
 import math
 import numbers
-import os
 import resource
 import sys
 import time
@@ -55,16 +54,6 @@ DERIVED = {"vq_perplexity_fraction": ("vq_perplexity", "/", "vq_codebook_size")}
 # Course-wide budgets: whole-course seconds per profile, and peak memory of any notebook kernel.
 COURSE_SECONDS = {"classroom": 15 * 60, "smoke": 5 * 60}
 PEAK_MEMORY_MB = 3 * 1024
-
-
-def write_public(path: Path, data: bytes) -> Path:
-    """Write atomically, readable like any file the user creates (the umask), not owner-only."""
-    path = Path(path)
-    atomic_write_bytes(path, data)
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
-    return path
 
 
 def _peak_memory_mb() -> float:
@@ -170,12 +159,6 @@ def check_metric(name: str, metrics: dict) -> Check:
     ok = got <= want if op == "<=" else got >= want
     each = "each " if name in EACH else ""
     return Check(name, value, f"{each}{op} {want:.4g} ({note})", bool(ok), compared=compared)
-
-
-def _target_status(name: str, metrics: dict):
-    """(met or None, target text): kept for callers of the first version."""
-    check = check_metric(name, _with_derived(metrics)[0])
-    return check.met, check.target
 
 
 def notebook_checks(run: dict) -> list[Check]:
@@ -387,11 +370,11 @@ def write_report(directory: Path | None = None, out: Path | None = None, html_ou
     run_info = load_course_run(course_run) if (course_run is not None or directory is None) else None
     summary = summarize(runs, run_info)
     out = Path(out) if out is not None else build_dir() / "report.md"
-    write_public(out, render_markdown(summary).encode())
+    atomic_write_bytes(out, render_markdown(summary).encode())
     if html_out:
         body = (f"<h1>Course report</h1><p>Generated {time.strftime('%Y-%m-%d %H:%M:%S')}.</p>\n"
                 + render_html_body(summary))
-        write_public(out.with_suffix(".html"), html_page("Course report", body).encode())
+        atomic_write_bytes(out.with_suffix(".html"), html_page("Course report", body).encode())
     return out
 
 

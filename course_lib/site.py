@@ -60,7 +60,8 @@ def build_site(executed_dir=None, out_dir=None) -> Path:
     ``executed_dir``: folder of executed notebooks (default ``build/notebooks``). The index links
     every page and shows the report (from ``build/metrics``) with each page linked.
     """
-    from .report import html_page, load_course_run, load_metrics, render_html_body, summarize, write_public
+    from .artifacts import atomic_write_bytes
+    from .report import html_page, load_course_run, load_metrics, render_html_body, summarize
 
     executed_dir = Path(executed_dir) if executed_dir is not None else build_dir() / "notebooks"
     out_dir = Path(out_dir) if out_dir is not None else build_dir() / "site"
@@ -73,7 +74,7 @@ def build_site(executed_dir=None, out_dir=None) -> Path:
     for path in sorted(executed_dir.glob("*.ipynb")):
         nb = static_notebook(nbformat.read(path, as_version=4))
         body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": path.stem}})
-        write_public(out_dir / f"{path.stem}.html", body.encode("utf-8"))
+        atomic_write_bytes(out_dir / f"{path.stem}.html", body.encode("utf-8"))
         ran = any(c.get("outputs") for c in nb.cells if c.cell_type == "code")
         title = next((c.source.lstrip("# ").splitlines()[0] for c in nb.cells
                       if c.cell_type == "markdown" and c.source.lstrip().startswith("#")), path.stem)
@@ -95,7 +96,7 @@ def build_site(executed_dir=None, out_dir=None) -> Path:
     summary = summarize(load_metrics(), load_course_run())
     parts.append(render_html_body(summary, links={stem: href for stem, href, _, _ in pages}))
     index = out_dir / "index.html"
-    write_public(index, html_page("Course: executed notebooks", "\n".join(parts)).encode("utf-8"))
+    atomic_write_bytes(index, html_page("Course: executed notebooks", "\n".join(parts)).encode("utf-8"))
     return index
 
 

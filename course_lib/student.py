@@ -155,15 +155,14 @@ def write_student_edition(paths, out_dir) -> list[Path]:
 
     Nothing is written when any notebook has malformed markers (all are converted first).
     """
+    from .artifacts import atomic_write_bytes
     out_dir = Path(out_dir)
     converted = [(Path(p).name, student_bytes(p)) for p in paths]
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, data in converted:
         target = out_dir / name
-        tmp = target.with_suffix(".ipynb.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(target)
+        atomic_write_bytes(target, data)
         written.append(target)
     return written
 

@@ -190,10 +190,7 @@ class MixedVocabulary:
 
     def modality(self, ids: torch.Tensor) -> torch.Tensor:
         """0 special, 1 text (words and ``<unk>``), 2 image code; same shape as ``ids``."""
-        out = torch.zeros_like(ids)
-        out[self.is_word(ids)] = 1
-        out[self.is_image(ids)] = 2
-        return out
+        return token_modality(ids, self.word_offset, self.image_offset)
 
     def token_name(self, i: int) -> str:
         i = int(i)
@@ -215,6 +212,13 @@ class MixedVocabulary:
             mask[self.word_offset:self.image_offset] = True
             mask[EOT] = True
         return mask
+
+
+def token_modality(ids: torch.Tensor, word_offset: int, image_offset: int) -> torch.Tensor:
+    """0 special, 1 text (words and ``<unk>``), 2 image code, for ids laid out as in
+    :class:`MixedVocabulary`; same shape as ``ids``. The transformer embeds this per token."""
+    modality = torch.where(ids >= image_offset, 2, torch.where(ids >= word_offset, 1, 0))
+    return torch.where(ids == UNK, 1, modality)
 
 
 # --------------------------------------------------------------------------- sequences

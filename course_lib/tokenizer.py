@@ -19,7 +19,7 @@ from torch import nn
 
 from .artifacts import load_artifact, save_artifact
 from .device import pick_device
-from .models.vq import FSQ, VQVAE, VectorQuantizer, code_counts, perplexity, vqvae_loss
+from .models.vq import VQVAE, build_quantizer, code_counts, perplexity, vqvae_loss
 from .profiles import Profile, get_profile
 from .train import fit
 from .validate import check_choice, check_codes, check_tensor
@@ -52,14 +52,11 @@ def tokenizer_recipe(dataset: str, profile: Profile | str | None = None) -> dict
 
 def build_vqvae(hparams: dict) -> VQVAE:
     """An untrained VQ-VAE from a recipe dict (see :func:`tokenizer_recipe`)."""
-    if hparams.get("quantizer", "vq") == "fsq":
-        quantizer = FSQ(list(hparams["levels"]), hparams["dim"])
-    else:
-        quantizer = VectorQuantizer(hparams["num_codes"], hparams["dim"], beta=hparams.get("beta", 0.25),
-                                    ema=hparams.get("ema", True), decay=hparams.get("decay", 0.99),
-                                    kmeans_init=hparams.get("kmeans_init", False),
-                                    dead_threshold=hparams.get("dead_threshold", 0.0),
-                                    cosine=hparams.get("cosine", False))
+    quantizer = build_quantizer(hparams.get("quantizer", "vq"), dim=hparams["dim"], num_codes=hparams["num_codes"],
+                                levels=hparams.get("levels"), beta=hparams.get("beta", 0.25),
+                                ema=hparams.get("ema", True), decay=hparams.get("decay", 0.99),
+                                kmeans_init=hparams.get("kmeans_init", False),
+                                dead_threshold=hparams.get("dead_threshold", 0.0), cosine=hparams.get("cosine", False))
     return VQVAE(quantizer, channels=hparams["channels"], hidden=hparams["hidden"], dim=hparams["dim"],
                  downsample=hparams.get("downsample", 4), image_size=hparams["image_size"])
 

@@ -50,9 +50,12 @@ _SINGLE_TEMPLATES = (
 _RADIUS = {"small": 0.14, "large": 0.23}  # fraction of the image side
 _SUPERSAMPLE = 4  # shapes are drawn at 4x resolution and averaged down (anti-aliasing)
 _SQUARE_HALF, _TRIANGLE_SCALE = 0.86, 1.1  # a square's half-side and a triangle's half-base, in radii
-# area of each shape in units of r**2, and how far a triangle's centroid lies below its centre (in r)
-_AREA = {"circle": np.pi, "square": (2 * _SQUARE_HALF) ** 2, "triangle": 0.5 * (2 * _TRIANGLE_SCALE) * (1.8 * _TRIANGLE_SCALE)}
-_CENTROID_DROP = {"circle": 0.0, "square": 0.0, "triangle": 0.2 * _TRIANGLE_SCALE}
+_TRIANGLE_BASE = 0.8  # a triangle's base lies 0.8 (half-bases) below its centre, its apex 1 above
+# area of each shape in units of r**2, and how far a triangle's centroid (2/3 of the way from apex
+# to base) lies below its centre, in r
+_AREA = {"circle": np.pi, "square": (2 * _SQUARE_HALF) ** 2,
+         "triangle": (1 + _TRIANGLE_BASE) * _TRIANGLE_SCALE ** 2}
+_CENTROID_DROP = {"circle": 0.0, "square": 0.0, "triangle": (2 * _TRIANGLE_BASE - 1) / 3 * _TRIANGLE_SCALE}
 _RADIUS_SPLIT = 0.18  # between small (0.14 +- 8%) and large (0.23 +- 8%)
 _CENTERS = {"top left": (0.27, 0.27), "top right": (0.73, 0.27), "bottom left": (0.27, 0.73),
             "bottom right": (0.73, 0.73), "center": (0.5, 0.5)}
@@ -100,7 +103,7 @@ def describe(scene: list[ShapeSpec], rng: random.Random | None = None, variant: 
 
 def _triangle_mask(xx, yy, cx, cy, r):
     # upward triangle with apex (cx, cy - r) and base at cy + 0.8 r, half-width r
-    top, base = cy - r, cy + 0.8 * r
+    top, base = cy - r, cy + _TRIANGLE_BASE * r
     t = (yy - top) / (base - top)  # 0 at apex, 1 at base
     return (t >= 0) & (t <= 1) & (np.abs(xx - cx) <= t * r)
 
@@ -121,7 +124,10 @@ def _fine_grid(side: int) -> tuple[np.ndarray, np.ndarray]:
     (fractions of the side; read-only, shared by every drawing of that size)."""
     n = side * _SUPERSAMPLE
     coords = (np.arange(n) + 0.5) / n
-    return np.meshgrid(coords, coords)
+    grid = np.meshgrid(coords, coords)
+    for a in grid:
+        a.setflags(write=False)
+    return tuple(grid)
 
 
 def _supersampled_mask(shape: str, side: int, cx: float, cy: float, r: float) -> np.ndarray:

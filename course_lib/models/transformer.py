@@ -15,13 +15,13 @@ needs nothing but the token ids.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..text_tokens import UNK
+from ..text_tokens import token_modality
 from ..validate import check_int, check_tensor
 
 
@@ -53,11 +53,6 @@ class TransformerConfig:
         self.grid = tuple(int(g) for g in self.grid)
         if len(self.grid) != 2 or min(self.grid) < 1:
             raise ValueError(f"grid must be (h, w) with positive sizes; got {self.grid}")
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["grid"] = list(self.grid)
-        return d
 
 
 class KVCache:
@@ -183,8 +178,7 @@ class MixedTransformer(nn.Module):
         """
         cfg = self.config
         is_img = idx >= cfg.image_offset
-        modality = torch.where(is_img, 2, torch.where(idx >= cfg.word_offset, 1, 0))
-        modality = torch.where(idx == UNK, 1, modality)  # <unk> counts as text
+        modality = token_modality(idx, cfg.word_offset, cfg.image_offset)
         rank = is_img.long().cumsum(1) - 1
         if n_image is not None:
             rank = rank + n_image[:, None]

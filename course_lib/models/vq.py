@@ -186,11 +186,10 @@ class VectorQuantizer(nn.Module):
         self.initialized.fill_(True)
 
     @torch.no_grad()
-    def _ema_update(self, flat: torch.Tensor, idx: torch.Tensor) -> None:
-        """EMA codebook update from a batch: flat (N, D) vectors, idx (N,) their codes."""
-        onehot_counts = torch.bincount(idx, minlength=self.num_codes).to(flat.dtype)
+    def _ema_update(self, flat: torch.Tensor, idx: torch.Tensor, counts: torch.Tensor) -> None:
+        """EMA codebook update from a batch: flat (N, D) vectors, idx (N,) their codes, counts (K,) float."""
         sums = torch.zeros(self.num_codes, self.dim, device=flat.device, dtype=flat.dtype).index_add_(0, idx, flat)
-        self.cluster_size.mul_(self.decay).add_(onehot_counts, alpha=1 - self.decay)
+        self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
         self.embed_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
         n = self.cluster_size.sum()
         smoothed = (self.cluster_size + self.eps) / (n + self.num_codes * self.eps) * n  # Laplace smoothing
@@ -212,17 +211,6 @@ class VectorQuantizer(nn.Module):
             self.embed_sum[dead] = new * self.dead_threshold
         self.restarts += n_dead
         return n_dead
-
-    def quantize(self, z: torch.Tensor):
-        """Nearest-code lookup without losses or updates: z (B, D, H, W) -> (z_q (B, D, H, W), indices (B, H, W))."""
-        check_tensor("z", z, ndim=4, floating=True)
-        if z.shape[1] != self.dim:
-            raise ValueError(f"z must have {self.dim} channels (the code width); got shape {tuple(z.shape)}")
-        flat = self._norm(_flatten(z.float()))
-        codebook = self.get_codebook()
-        idx = nearest_code(flat, codebook)
-        z_q = _unflatten(codebook[idx], z.shape).to(z.dtype)
-        return z_q, idx.reshape(z.shape[0], z.shape[2], z.shape[3])
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         """z: (B, D, H, W) -> :class:`QuantizerOutput` (straight-through z_q, indices (B, H, W), loss)."""
@@ -246,7 +234,7 @@ class VectorQuantizer(nn.Module):
             with torch.no_grad():
                 self.usage.mul_(self.decay).add_(counts, alpha=1 - self.decay)
                 if self.ema:
-                    self._ema_update(flat.detach(), idx)
+                    self._ema_update(flat.detach(), idx, counts)
                 if self.dead_threshold > 0:
                     self._restart_dead(flat.detach())
         stats = {"perplexity": perplexity(counts), "used": float((counts > 0).float().mean()),
