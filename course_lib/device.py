@@ -18,6 +18,7 @@ import torch
 from .validate import check_choice, check_int
 
 DEVICE_ENV = "COURSE_DEVICE"
+SEED_ENV = "COURSE_SEED"
 _DEVICES = ("cuda", "mps", "cpu")
 
 
@@ -54,9 +55,27 @@ def autocast(device: torch.device | str):
     return contextlib.nullcontext()
 
 
+def seed_offset() -> int:
+    """``COURSE_SEED`` (default 0): added to every seed the course sets through :func:`seed_everything`
+    and :func:`course_lib.train.fit`, so a robustness sweep can re-run a notebook with other random
+    initialisations and batch orders. Data splits and generated datasets keep their own fixed seeds."""
+    raw = os.environ.get(SEED_ENV, "").strip()
+    if not raw:
+        return 0
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{SEED_ENV} must be a non-negative integer; got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"{SEED_ENV} must be a non-negative integer; got {value}")
+    return value
+
+
 def seed_everything(seed: int = 0) -> torch.Generator:
-    """Seed Python, NumPy and torch (all devices); return a CPU ``torch.Generator`` seeded likewise."""
+    """Seed Python, NumPy and torch (all devices) with ``seed + seed_offset()``; return a CPU
+    ``torch.Generator`` seeded likewise. With ``COURSE_SEED`` unset the offset is 0."""
     check_int("seed", seed, min_value=0)
+    seed = seed + seed_offset()
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

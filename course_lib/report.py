@@ -84,6 +84,7 @@ class NotebookRun:
         self.profile = profile or get_profile()
         self.device = device or pick_device()
         self.metrics: dict = {}
+        self.metrics_path: Path | None = None
         self._start = time.perf_counter()
 
     @property
@@ -95,17 +96,19 @@ class NotebookRun:
         for name, value in metrics.items():
             self.metrics[name] = _clean(value)
 
-    def finish(self, verbose: bool = True) -> Path:
-        """Write ``build/metrics/<notebook>.json`` and return its path."""
+    def finish(self, verbose: bool = True) -> None:
+        """Write ``build/metrics/<notebook>.json`` (its path is kept in ``metrics_path``).
+
+        Returns nothing, so a notebook's last cell ``run.finish()`` shows only the printed line."""
         payload = {"notebook": self.notebook, "profile": self.profile.name, "device": str(self.device),
                    "seconds": round(self.elapsed, 2), "metrics": self.metrics,
                    "peak_memory_mb": _peak_memory_mb()}
         path = build_dir() / "metrics" / f"{self.notebook}.json"
         atomic_write_json(path, payload)
+        self.metrics_path = path
         if verbose:
             print(f"{self.notebook}: {len(self.metrics)} metrics, {payload['seconds']:.1f} s on "
                   f"{payload['device']} ({payload['profile']} profile) -> {path}")
-        return path
 
 
 # ------------------------------------------------------------------------------ targets

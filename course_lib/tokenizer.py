@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .artifacts import load_artifact, save_artifact
-from .device import pick_device
+from .device import pick_device, seed_everything
 from .models.vq import VQVAE, build_quantizer, code_counts, perplexity, vqvae_loss
 from .profiles import Profile, get_profile
 from .train import fit
@@ -152,7 +152,7 @@ def train_tokenizer(recipe: dict, x_train: torch.Tensor | None = None, *, device
     device = torch.device(device) if device is not None else pick_device()
     if x_train is None:
         x_train = tokenizer_data(recipe["dataset"], recipe.get("n_train"))
-    torch.manual_seed(seed)
+    seed_everything(seed)
     model = build_vqvae(recipe)
     history = fit(model, vqvae_loss, x_train.to(device), steps=recipe["steps"], batch_size=recipe["batch_size"],
                   lr=recipe["lr"], device=device, seed=seed, desc=f"tokenizer ({recipe['dataset']})")
@@ -174,11 +174,12 @@ def tokenizer_name(dataset: str, profile) -> str:
     return f"tokenizer_{dataset}_{get_profile(profile).name}"
 
 
-def save_tokenizer(tok: ImageTokenizer, profile=None, metrics: dict | None = None) -> str:
-    """Save ``tok`` as artifact ``tokenizer_<dataset>_<profile>``; returns the name."""
+def save_tokenizer(tok: ImageTokenizer, profile=None, metrics: dict | None = None, *, name: str | None = None) -> str:
+    """Save ``tok`` as artifact ``name`` (default ``tokenizer_<dataset>_<profile>``, the one notebook 05
+    loads); returns the name."""
     if not isinstance(tok, ImageTokenizer):
         raise TypeError(f"tok must be an ImageTokenizer; got {type(tok).__name__}")
-    name = tokenizer_name(tok.hparams["dataset"], profile)
+    name = name if name is not None else tokenizer_name(tok.hparams["dataset"], profile)
     save_artifact(name, tok, tok.hparams, metrics=metrics)
     return name
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .device import autocast
+from .device import autocast, seed_offset
 from .validate import check_float, check_int
 
 Batch = tuple[torch.Tensor, ...]
@@ -111,7 +111,7 @@ def fit(model: nn.Module, loss_fn: Callable, data, *, steps: int, batch_size: in
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     history = history or History()
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed + seed_offset())
     batches = _batches(data, batch_size, generator)
     start = time.perf_counter()
     bar = tqdm(range(steps), desc=desc, leave=False, mininterval=0.5)

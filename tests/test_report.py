@@ -24,7 +24,8 @@ def test_finish_writes_the_metrics_contract():
     run = NotebookRun("01_autoencoders", profile=get_profile("smoke"))
     import torch
     run.record(pca16_test_mse=torch.tensor(0.0275), per_digit={"0": 0.5, 1: 1})
-    path = run.finish(verbose=False)
+    assert run.finish(verbose=False) is None   # a notebook's last cell shows no PosixPath(...)
+    path = run.metrics_path
     data = json.loads(path.read_text())
     assert path == build_dir() / "metrics" / "01_autoencoders.json"
     assert set(data) == {"notebook", "profile", "device", "seconds", "metrics", "peak_memory_mb"}

@@ -76,8 +76,9 @@ def digit_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 def train_digit_classifier(x: torch.Tensor, y: torch.Tensor, *, steps: int, device=None, seed: int = 0):
     """Train a :class:`DigitCNN` on x (N, 1, 28, 28), y (N,); returns ``(model, history)``."""
+    from ..device import seed_everything
     from ..train import fit
-    torch.manual_seed(seed)
+    seed_everything(seed)
     model = DigitCNN()
     history = fit(model, _loss, (x, y), steps=steps, batch_size=64, lr=2e-3, device=device, seed=seed,
                   cosine=True, desc="digit classifier")
