@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 
 from .text_tokens import BOI, BOS, BOT, EOI, EOT, PAD, MixedVocabulary
-from .validate import check_codes, check_float, check_int, check_tensor
+from .validate import as_int, check_codes, check_float, check_int, check_tensor
 
 AllowedFn = Callable[[int, torch.Tensor], torch.Tensor]
 
@@ -192,7 +192,19 @@ def generate(model, prompt: torch.Tensor, steps: int, *, temperature: float = 1.
 def text_to_image_prompt(vocab: MixedVocabulary, text_ids: list[int]) -> list[int]:
     """``[BOS, BOT, words.., EOT, BOI]``: what the model sees before drawing. Empty ``text_ids`` gives
     the unconditional prompt used by classifier-free guidance."""
+    text_ids = [as_int(f"text_ids[{n}]", i) for n, i in enumerate(text_ids)]
     return [BOS, BOT, *text_ids, EOT, BOI]
+
+
+def _check_model_vocab(model, vocab) -> None:
+    """The model must have been built for ``vocab`` (same number of ids and image grid)."""
+    if not isinstance(vocab, MixedVocabulary):
+        raise TypeError(f"vocab must be a MixedVocabulary; got {type(vocab).__name__}")
+    cfg = model.config
+    if (cfg.vocab_size, cfg.image_offset, tuple(cfg.grid)) != (len(vocab), vocab.image_offset, vocab.grid):
+        raise ValueError(f"vocab must be the one the model was built for ({cfg.vocab_size} ids, image codes from "
+                         f"{cfg.image_offset}, grid {tuple(cfg.grid)}); got {len(vocab)} ids, image codes from "
+                         f"{vocab.image_offset}, grid {vocab.grid}")
 
 
 @torch.no_grad()
@@ -209,6 +221,7 @@ def draw(model, vocab: MixedVocabulary, captions: list[str], *, temperature: flo
     """
     if isinstance(captions, str) or not isinstance(captions, (list, tuple)):
         raise TypeError(f"captions must be a list of strings; got {type(captions).__name__}")
+    _check_model_vocab(model, vocab)
     for i, c in enumerate(captions):
         if not isinstance(c, str):
             raise TypeError(f"captions[{i}] must be a string; got {type(c).__name__} {c!r:.60}")
@@ -272,6 +285,7 @@ def describe_images(model, vocab: MixedVocabulary, codes: torch.Tensor, *, tempe
 
     N = 0 gives ``[]``.
     """
+    _check_model_vocab(model, vocab)
     check_tensor("codes", codes, ndim=3, integer=True)
     if tuple(codes.shape[1:]) != vocab.grid:
         raise ValueError(f"codes must have shape (N, {vocab.grid[0]}, {vocab.grid[1]}); got {tuple(codes.shape)}")

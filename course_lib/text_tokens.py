@@ -323,7 +323,10 @@ def sequence_table(vocab: MixedVocabulary, seq: Sequence[int]) -> list[dict]:
     ``row``/``col`` are the image token's place in the grid (``None`` for other tokens): the 2-D
     position the transformer adds for image codes.
     """
-    ids = torch.as_tensor(list(seq), dtype=torch.long)
+    if isinstance(seq, torch.Tensor):
+        check_tensor("seq", seq, ndim=1, integer=True)
+        seq = seq.tolist()
+    ids = torch.as_tensor([as_int(f"seq[{n}]", i) for n, i in enumerate(seq)], dtype=torch.long)
     seg = segment_ids(ids[None])[0]
     mod = vocab.modality(ids)
     rows, k = [], 0

@@ -164,7 +164,10 @@ def train_tokenizer(recipe: dict, x_train: torch.Tensor | None = None, *, device
 
 @torch.no_grad()
 def evaluate_tokenizer(tok: ImageTokenizer, x: torch.Tensor) -> dict:
-    """Test MSE (on [0, 1] images), perplexity over all of ``x``'s codes, fraction of codes used."""
+    """Test MSE (on [0, 1] images), perplexity over all of ``x``'s codes, fraction of codes used.
+
+    x: (N, C, S, S) in [0, 1] with N >= 1 (a mean over no images is an error)."""
+    check_tensor("x", x, nonempty=True, what="image")
     codes = tok.encode(x)
     x_hat = tok.decode(codes)
     counts = code_counts(codes.cpu(), tok.num_codes)

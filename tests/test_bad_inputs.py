@@ -32,10 +32,11 @@ from course_lib.models.vq import (FSQ, VQVAE, ResidualVQ, VectorQuantizer, build
 from course_lib.multimodal import (MixedSequenceData, attribute_scores, count_copies, diversity, mixed_sequence_loss,
                                    parse_digit, parse_shape_caption, segment_weights)
 from course_lib.sampling import (describe_images, draw, filter_logits, generate, guided_logits, sample_next,
-                                 spans_to_images, valid_image_spans)
-from course_lib.text_tokens import (BOI, BOS, BOT, MixedVocabulary, WordTokenizer, build_sequence, pad_sequences,
-                                    segment_ids, split_words)
-from course_lib.tokenizer import ImageTokenizer, build_vqvae, get_tokenizer, tokenizer_data, tokenizer_recipe
+                                 spans_to_images, text_to_image_prompt, valid_image_spans)
+from course_lib.text_tokens import (BOS, BOT, MixedVocabulary, WordTokenizer, build_sequence, pad_sequences,
+                                    segment_ids, sequence_table, split_words)
+from course_lib.tokenizer import (ImageTokenizer, build_vqvae, evaluate_tokenizer, get_tokenizer, tokenizer_data,
+                                  tokenizer_recipe)
 
 NAN, INF = float("nan"), float("inf")
 HAS_CUDA = torch.cuda.is_available()
@@ -178,6 +179,8 @@ BAD = [
     pytest.param("check_device-cuda", lambda: V.check_device("device", "cuda"), ValueError,
                  ["device", "this machine has", "'cuda'", "CUDA is not available"],
                  marks=pytest.mark.skipif(HAS_CUDA, reason="this machine has CUDA")),
+    ("to_model-device", lambda: V.to_model("x", torch.rand(2, 2), torch.nn.Linear(2, 2, device="meta")), ValueError,
+     ["x", "model's device (meta)", "tensor on cpu"]),
     ("check_range", lambda: V.check_range("x", torch.tensor([-0.5, 2.0]), 0, 1), ValueError,
      ["x", "[0, 1]", "from -0.5 to 2"]),
 
@@ -475,6 +478,17 @@ BAD = [
      ["guidance_scale", "finite", "nan"]),
     ("draw-temperature-nan", lambda: draw(gpt(), vocab(), ["a seven"], temperature=NAN), ValueError,
      ["temperature", "finite", "nan"]),
+    ("draw-other-vocab", lambda: draw(gpt(), MixedVocabulary(words(), 16, (2, 2)), ["a seven"]), ValueError,
+     ["vocab", "the model was built for", f"got {len(vocab()) + 8} ids"]),
+    ("describe_images-other-grid", lambda: describe_images(gpt(), MixedVocabulary(words(), 8, (3, 3)),
+                                                           torch.zeros(1, 3, 3, dtype=torch.long)), ValueError,
+     ["vocab", "grid (2, 2)", "grid (3, 3)"]),
+    ("draw-vocab-type", lambda: draw(gpt(), words(), ["a seven"]), TypeError, ["vocab", "MixedVocabulary", "WordTokenizer"]),
+    ("text_to_image_prompt-float", lambda: text_to_image_prompt(vocab(), [8.5]), TypeError, ["text_ids[0]", "int", "8.5"]),
+    ("sequence_table-float", lambda: sequence_table(vocab(), [BOS, 1.5]), TypeError, ["seq[1]", "int", "1.5"]),
+    ("sequence_table-too-big", lambda: sequence_table(vocab(), [BOS, 999]), ValueError, ["id", "[0, ", "999"]),
+    ("evaluate_tokenizer-empty", lambda: evaluate_tokenizer(tok(), images(0)), ValueError,
+     ["x", "at least one image", "(0, 1, 28, 28)"]),
     ("describe_images-range", lambda: describe_images(gpt(), vocab(), torch.full((1, 2, 2), 8)), ValueError,
      ["codes", "0..7", "from 8"]),
     ("describe_images-negative", lambda: describe_images(gpt(), vocab(), torch.full((1, 2, 2), -1)), ValueError,
