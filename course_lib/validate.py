@@ -82,7 +82,8 @@ def as_int(name: str, value, *, min_value: int | None = None, max_value: int | N
     if isinstance(value, torch.Tensor):
         if value.numel() != 1 or value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
             raise TypeError(f"{name} must be an int (or a one-element integer tensor); got {_describe(value)}"
-                            + (f" holding {value.item()!r}" if value.numel() == 1 else ""))
+                            + (f" holding {value.item():.6g}" if value.numel() == 1 and value.is_floating_point()
+                               else f" holding {value.item()!r}" if value.numel() == 1 else ""))
         value = int(value.item())
     return check_int(name, value, min_value=min_value, max_value=max_value)
 
