@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from .device import seed_offset
 from .text_tokens import (SEG_IMAGE, SEG_NONE, SEG_TEXT, MixedVocabulary, build_sequence, pad_sequences,
                           segment_ids, split_words)
-from .validate import check_float, check_int, check_tensor
+from .validate import check_codes, check_float, check_int, check_tensor
 
 TEXT_TO_IMAGE, IMAGE_TO_TEXT = 0, 1
 DIRECTIONS = ("t2i", "i2t")
@@ -40,7 +40,12 @@ class MixedSequenceData:
 
     def __init__(self, vocab: MixedVocabulary, codes: torch.Tensor, captions: Sequence, *,
                  p_image_first: float = 0.5, p_drop_caption: float = 0.1, seed: int = 0):
-        check_tensor("codes", codes)
+        if not isinstance(vocab, MixedVocabulary):
+            raise TypeError(f"vocab must be a MixedVocabulary; got {type(vocab).__name__}")
+        check_tensor("codes", codes, integer=True, nonempty=True, what="image")
+        if isinstance(captions, (str, bytes)) or not isinstance(captions, Sequence):
+            raise TypeError(f"captions must be a list with one caption (or list of variants) per image; got "
+                            f"{type(captions).__name__}")
         if codes.ndim == 3:
             codes = codes[:, None]
         if codes.ndim != 4 or tuple(codes.shape[2:]) != vocab.grid:
@@ -57,8 +62,11 @@ class MixedSequenceData:
         for c in captions:
             variants = [c] if isinstance(c, str) else list(c)
             if not variants:
-                raise ValueError("every example needs at least one caption")
+                raise ValueError(f"captions[{len(self.text_ids)}] must hold at least one caption; got none")
             for v in variants:
+                if not isinstance(v, str):
+                    raise TypeError(f"captions[{len(self.text_ids)}] must be a string or a list of strings; "
+                                    f"got {type(v).__name__} {v!r:.60}")
                 if v not in cache:
                     cache[v] = vocab.encode_text(v)
             self.text_ids.append([cache[v] for v in variants])
@@ -79,6 +87,7 @@ class MixedSequenceData:
 
     def batch(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """-> seq (B, block_size) long, direction (B,) long (0 text->image, 1 image->text)."""
+        check_int("batch_size", batch_size, min_value=1)
         idx = [self.rng.randrange(len(self)) for _ in range(batch_size)]
         n_i2t = round(batch_size * self.p_image_first)
         directions = [IMAGE_TO_TEXT] * n_i2t + [TEXT_TO_IMAGE] * (batch_size - n_i2t)
@@ -103,6 +112,7 @@ def segment_weights(seq: torch.Tensor, direction: torch.Tensor, cond_weight: flo
     """
     check_tensor("seq", seq, ndim=2, dtype=torch.long)
     check_tensor("direction", direction, shape=(seq.shape[0],), dtype=torch.long)
+    check_codes("direction", direction, len(DIRECTIONS))
     check_float("cond_weight", cond_weight, min_value=0.0, max_value=1.0)
     return _weights(segment_ids(seq)[:, 1:], direction, cond_weight)
 
@@ -123,8 +133,14 @@ def mixed_sequence_loss(model, batch, cond_weight: float = 1 / 8):
     Returns (loss, {"t2i_text", "t2i_image", "i2t_text", "i2t_image"}): the mean cross-entropy
     (nats/token) of each modality in each direction, for the four-curve plot.
     """
+    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+        raise TypeError(f"batch must be a pair (seq, direction); got {type(batch).__name__}")
     seq, direction = batch
+    check_tensor("seq", seq, ndim=2, dtype=torch.long)
+    if seq.shape[1] < 2:
+        raise ValueError(f"seq must hold at least 2 tokens per row (an input and a target); got shape {tuple(seq.shape)}")
     check_tensor("direction", direction, shape=(seq.shape[0],), dtype=torch.long)
+    check_float("cond_weight", cond_weight, min_value=0.0, max_value=1.0)
     logits = model(seq[:, :-1])
     targets = seq[:, 1:]
     ce = F.cross_entropy(logits.transpose(1, 2).float(), targets, reduction="none")  # (B, T-1)
@@ -207,7 +223,13 @@ def attribute_scores(predicted: Sequence[dict | None], truth: Sequence[dict]) ->
 
 # ----------------------------------------------------------------------------- diversity
 def diversity(spans: torch.Tensor, groups: Sequence) -> float:
-    """Mean over groups (e.g. prompts) of the fraction of unique rows among that group's samples."""
+    """Mean over groups (e.g. prompts) of the fraction of unique rows among that group's samples.
+
+    spans: (N, L) ids; groups: N labels, one per row; N >= 1.
+    """
+    check_tensor("spans", spans, ndim=2, nonempty=True, what="sample")
+    if len(groups) != len(spans):
+        raise ValueError(f"groups must hold one label per row of spans ({len(spans)}); got {len(groups)}")
     by_group: dict = {}
     for row, g in zip(spans.tolist(), groups):
         by_group.setdefault(g, []).append(tuple(row))
@@ -215,6 +237,14 @@ def diversity(spans: torch.Tensor, groups: Sequence) -> float:
 
 
 def count_copies(spans: torch.Tensor, training_codes: torch.Tensor) -> int:
-    """How many generated code grids (N, h*w) equal some training grid exactly (memorisation)."""
+    """How many generated code grids (N, h*w) equal some training grid exactly (memorisation).
+
+    training_codes: (M, h, w) or (M, h*w) with the same h*w.
+    """
+    check_tensor("spans", spans, ndim=2)
+    check_tensor("training_codes", training_codes)
+    if training_codes.ndim < 1 or (training_codes.numel() and training_codes[0].numel() != spans.shape[1]):
+        raise ValueError(f"training_codes must hold grids of {spans.shape[1]} codes like spans; got shape "
+                         f"{tuple(training_codes.shape)}")
     train = {tuple(r) for r in training_codes.reshape(-1, spans.shape[1]).tolist()}
     return sum(tuple(r) in train for r in spans.reshape(len(spans), -1).tolist())

@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 
 from .text_tokens import BOI, BOS, BOT, EOI, EOT, PAD, MixedVocabulary
-from .validate import check_float, check_int, check_tensor
+from .validate import check_codes, check_float, check_int, check_tensor
 
 AllowedFn = Callable[[int, torch.Tensor], torch.Tensor]
 
@@ -28,33 +28,51 @@ AllowedFn = Callable[[int, torch.Tensor], torch.Tensor]
 def guided_logits(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch.Tensor:
     """Classifier-free guidance: ``uncond + scale * (cond - uncond)``.
 
-    cond, uncond: (B, V) logits with and without the caption. scale 1 = plain conditional
-    sampling, 0 = unconditional, > 1 = pushed towards the caption.
+    cond, uncond: (B, V) finite logits with and without the caption. scale: a finite number >= 0;
+    1 = plain conditional sampling, 0 = unconditional, > 1 = pushed towards the caption.
     """
-    check_tensor("cond", cond, ndim=2, floating=True)
-    check_tensor("uncond", uncond, shape=tuple(cond.shape), floating=True)
+    check_tensor("cond", cond, ndim=2, floating=True, finite=True)
+    check_tensor("uncond", uncond, shape=tuple(cond.shape), floating=True, finite=True)
     check_float("scale", scale, min_value=0.0)
     return uncond + scale * (cond - uncond)
+
+
+def _check_logits(logits: torch.Tensor) -> torch.Tensor:
+    """(B, V) float with no NaN or +inf (-inf marks a forbidden id and is allowed)."""
+    check_tensor("logits", logits, ndim=2, floating=True)
+    if logits.numel() and bool((logits.isnan() | logits.isposinf()).any()):
+        n_nan, n_inf = int(logits.isnan().sum()), int(logits.isposinf().sum())
+        raise ValueError(f"logits must be finite numbers (or -inf for a forbidden id); got {n_nan} NaN and "
+                         f"{n_inf} +inf values (of {logits.numel()})")
+    return logits
 
 
 def filter_logits(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int | None = None,
                   allowed: torch.Tensor | None = None) -> torch.Tensor:
     """logits: (B, V) -> (B, V) with disallowed ids and all but the ``top_k`` best set to -inf,
-    divided by ``temperature`` (> 0). allowed: (V,) or (B, V) bool."""
-    check_tensor("logits", logits, ndim=2, floating=True)
+    divided by ``temperature`` (a finite number > 0). allowed: (V,) or (B, V) bool.
+
+    logits may hold -inf (a forbidden id) but no NaN or +inf; every row must keep at least one id.
+    """
+    _check_logits(logits)
     check_float("temperature", temperature, min_value=0.0, strict_min=True)
+    if top_k is not None:
+        check_int("top_k", top_k, min_value=1)
     logits = logits.float()
     if allowed is not None:
         check_tensor("allowed", allowed, dtype=torch.bool)
-        if allowed.shape[-1] != logits.shape[-1]:
+        if allowed.ndim not in (1, 2) or allowed.shape[-1] != logits.shape[-1] or (
+                allowed.ndim == 2 and allowed.shape[0] not in (1, logits.shape[0])):
             raise ValueError(f"allowed must have {logits.shape[-1]} entries per row (the vocabulary); "
                              f"got shape {tuple(allowed.shape)}")
         if not bool(allowed.any(-1).all()):
             raise ValueError("allowed must allow at least one token in every row")
         logits = logits.masked_fill(~allowed.to(logits.device), float("-inf"))
+    if logits.numel() and not bool(torch.isfinite(logits).any(-1).all()):
+        raise ValueError("logits must leave at least one id with a finite score in every row; got a row "
+                         "where every id is -inf (forbidden)")
     logits = logits / temperature
     if top_k is not None:
-        check_int("top_k", top_k, min_value=1)
         k = min(top_k, logits.shape[-1])
         kth = logits.topk(k, dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -63,8 +81,13 @@ def filter_logits(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int 
 
 def sample_next(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int | None = None,
                 allowed: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-    """logits: (B, V) -> next ids (B,) long. ``temperature == 0`` means greedy (argmax)."""
+    """logits: (B, V) -> next ids (B,) long. ``temperature`` a finite number >= 0; 0 means greedy
+    (argmax, where ``top_k`` changes nothing but is still checked)."""
     check_float("temperature", temperature, min_value=0.0)
+    if top_k is not None:
+        check_int("top_k", top_k, min_value=1)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
     if temperature == 0:
         return filter_logits(logits, allowed=allowed).argmax(-1)
     probs = filter_logits(logits, temperature=temperature, top_k=top_k, allowed=allowed).softmax(-1)
@@ -106,8 +129,23 @@ def generate(model, prompt: torch.Tensor, steps: int, *, temperature: float = 1.
     Returns the new tokens, (B, steps) long (fewer columns if every row stopped early).
     """
     check_tensor("prompt", prompt, ndim=2, dtype=torch.long)
+    if prompt.shape[0] == 0 or prompt.shape[1] == 0:
+        raise ValueError(f"prompt must hold at least one row of at least one token (B, T0); got shape "
+                         f"{tuple(prompt.shape)}")
+    check_codes("prompt", prompt, model.config.vocab_size)
     check_int("steps", steps, min_value=1)
+    check_float("temperature", temperature, min_value=0.0)
+    if top_k is not None:
+        check_int("top_k", top_k, min_value=1)
     check_float("guidance_scale", guidance_scale, min_value=0.0)
+    if stop_id is not None:
+        check_int("stop_id", stop_id, min_value=0, max_value=model.config.vocab_size - 1)
+    if allowed is not None and not callable(allowed):
+        raise TypeError(f"allowed must be a function allowed(step, generated) -> (V,) bool, or None; "
+                        f"got {type(allowed).__name__}")
+    if prompt.shape[1] + steps - 1 > model.config.block_size:  # the last sampled token is never fed back
+        raise ValueError(f"prompt ({prompt.shape[1]} tokens) + steps ({steps}) - 1 must be at most the model's "
+                         f"block_size {model.config.block_size}; got {prompt.shape[1] + steps - 1} tokens")
     guided = guidance_scale != 1.0
     if guided:
         if uncond_prompt is None:
@@ -115,6 +153,13 @@ def generate(model, prompt: torch.Tensor, steps: int, *, temperature: float = 1.
         check_tensor("uncond_prompt", uncond_prompt, ndim=2, dtype=torch.long)
         if uncond_prompt.shape[0] != prompt.shape[0]:
             raise ValueError(f"uncond_prompt must have {prompt.shape[0]} rows like prompt; got {uncond_prompt.shape[0]}")
+        if uncond_prompt.shape[1] == 0:
+            raise ValueError("uncond_prompt must hold at least one token per row; got shape "
+                             f"{tuple(uncond_prompt.shape)}")
+        check_codes("uncond_prompt", uncond_prompt, model.config.vocab_size)
+        if uncond_prompt.shape[1] + steps - 1 > model.config.block_size:
+            raise ValueError(f"uncond_prompt ({uncond_prompt.shape[1]} tokens) + steps ({steps}) - 1 must be at most "
+                             f"the model's block_size {model.config.block_size}; got {uncond_prompt.shape[1] + steps - 1}")
     was_training = model.training
     model.eval()
     B = prompt.shape[0]
@@ -159,12 +204,28 @@ def draw(model, vocab: MixedVocabulary, captions: list[str], *, temperature: flo
 
     Returns (N, h*w + 1) ids: the image span after ``<boi>`` (h*w codes then ``<eoi>`` when
     ``constrained``; whatever the model wrote otherwise). Captions of equal token length are
-    sampled together (no padding needed).
+    sampled together (no padding needed). No captions give a (0, h*w + 1) tensor. A caption too
+    long for the model's block size is a ``ValueError`` naming it.
     """
     if isinstance(captions, str) or not isinstance(captions, (list, tuple)):
         raise TypeError(f"captions must be a list of strings; got {type(captions).__name__}")
+    for i, c in enumerate(captions):
+        if not isinstance(c, str):
+            raise TypeError(f"captions[{i}] must be a string; got {type(c).__name__} {c!r:.60}")
+    check_float("temperature", temperature, min_value=0.0)
+    if top_k is not None:
+        check_int("top_k", top_k, min_value=1)
+    check_float("guidance_scale", guidance_scale, min_value=0.0)
+    check_int("batch_size", batch_size, min_value=1)
     encoded = [vocab.encode_text(c, unknown=unknown) for c in captions]
     n = vocab.n_image_tokens
+    block = model.config.block_size
+    for i, ids in enumerate(encoded):
+        need = len(text_to_image_prompt(vocab, ids)) + n  # prompt + the h*w codes fed back before <eoi>
+        if need > block:
+            short = captions[i] if len(captions[i]) <= 60 else captions[i][:57] + "..."
+            raise ValueError(f"captions[{i}] is too long for the model: {len(ids)} words + 4 markers + {n} image "
+                             f"codes = {need} tokens > block_size {block}; got {short!r}")
     device = next(model.parameters()).device
     out = torch.empty(len(captions), n + 1, dtype=torch.long, device=device)
     groups: dict[int, list[int]] = {}
@@ -183,15 +244,22 @@ def draw(model, vocab: MixedVocabulary, captions: list[str], *, temperature: flo
     return out
 
 
+def _check_spans(vocab: MixedVocabulary, spans) -> torch.Tensor:
+    check_tensor("spans", spans, shape=(None, vocab.n_image_tokens + 1), integer=True)
+    return check_codes("spans", spans, len(vocab))
+
+
 def spans_to_images(tokenizer, vocab: MixedVocabulary, spans: torch.Tensor) -> torch.Tensor:
     """Decode what :func:`draw` wrote: spans (N, h*w + 1) (codes, then ``<eoi>``) -> images
     (N, C, S, S) in [0, 1] on the CPU, through ``tokenizer`` (an ``ImageTokenizer``)."""
+    _check_spans(vocab, spans)
     codes = vocab.ids_to_codes(spans[:, :-1].cpu())
     return tokenizer.decode(codes.to(tokenizer.device)).cpu()
 
 
 def valid_image_spans(vocab: MixedVocabulary, spans: torch.Tensor) -> torch.Tensor:
     """spans: (N, h*w + 1) ids from :func:`draw` -> (N,) bool: exactly h*w codes then ``<eoi>``."""
+    _check_spans(vocab, spans)
     n = vocab.n_image_tokens
     return vocab.is_image(spans[:, :n]).all(1) & (spans[:, n] == EOI)
 
@@ -200,16 +268,30 @@ def valid_image_spans(vocab: MixedVocabulary, spans: torch.Tensor) -> torch.Tens
 def describe_images(model, vocab: MixedVocabulary, codes: torch.Tensor, *, temperature: float = 0.0,
                     top_k: int | None = None, max_words: int = 16, use_cache: bool = True,
                     generator: torch.Generator | None = None, batch_size: int = 500) -> list[str]:
-    """Image -> text: codes (N, h, w) long -> N captions (greedy when ``temperature == 0``)."""
-    check_tensor("codes", codes, ndim=3)
+    """Image -> text: codes (N, h, w) long -> N captions (greedy when ``temperature == 0``).
+
+    N = 0 gives ``[]``.
+    """
+    check_tensor("codes", codes, ndim=3, integer=True)
     if tuple(codes.shape[1:]) != vocab.grid:
         raise ValueError(f"codes must have shape (N, {vocab.grid[0]}, {vocab.grid[1]}); got {tuple(codes.shape)}")
+    check_codes("codes", codes, vocab.num_codes)
+    check_float("temperature", temperature, min_value=0.0)
+    if top_k is not None:
+        check_int("top_k", top_k, min_value=1)
+    check_int("max_words", max_words, min_value=1)
+    check_int("batch_size", batch_size, min_value=1)
+    if len(codes) == 0:
+        return []
     device = next(model.parameters()).device
     ids = vocab.codes_to_ids(codes.reshape(len(codes), -1)).to(device)
     prefix = torch.tensor([BOS, BOI], device=device).expand(len(ids), 2)
     suffix = torch.tensor([EOI, BOT], device=device).expand(len(ids), 2)
     prompts = torch.cat([prefix, ids, suffix], dim=1)
     room = model.config.block_size - prompts.shape[1]
+    if room < 1:
+        raise ValueError(f"the model's block_size {model.config.block_size} leaves no room for a caption after "
+                         f"an image prompt of {prompts.shape[1]} tokens")
     steps = min(max_words + 1, room)
     captions = []
     for s in range(0, len(prompts), batch_size):

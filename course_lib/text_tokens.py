@@ -25,7 +25,7 @@ from typing import Iterable, Sequence
 
 import torch
 
-from .validate import check_choice, check_int, check_tensor
+from .validate import as_int, check_choice, check_codes, check_int, check_tensor
 
 PAD, BOS, EOS, BOI, EOI, BOT, EOT, UNK = range(8)
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<boi>", "<eoi>", "<bot>", "<eot>", "<unk>")
@@ -35,13 +35,15 @@ UNKNOWN_POLICIES = ("error", "unk")
 SEG_NONE, SEG_TEXT, SEG_IMAGE = 0, 1, 2
 MODALITIES = ("special", "text", "image")
 
-_WORD = re.compile(r"[a-z]+|[0-9]|[^\sa-z0-9]")
+# letter runs (any alphabet: "niño" is one word), single numerals 0-9, any other single character
+_WORD = re.compile(r"[^\W\d_]+|[0-9]|\S")
 
 
 def split_words(text: str) -> list[str]:
-    """Lower-case ``text`` and cut it into words: letter runs, single numerals, punctuation marks.
+    """Lower-case ``text`` and cut it into words: letter runs (of any alphabet), single numerals,
+    punctuation marks.
 
-    ``"The digit 17!"`` -> ``["the", "digit", "1", "7", "!"]``.
+    ``"The digit 17!"`` -> ``["the", "digit", "1", "7", "!"]``; ``"niño"`` -> ``["niño"]``.
     """
     if not isinstance(text, str):
         raise TypeError(f"text must be a string; got {type(text).__name__} {text!r}")
@@ -70,8 +72,10 @@ class WordTokenizer:
 
     @classmethod
     def from_texts(cls, texts: Iterable[str], min_count: int = 1) -> "WordTokenizer":
-        """Every word that occurs at least ``min_count`` times in ``texts``, sorted."""
+        """Every word that occurs at least ``min_count`` times in ``texts`` (an iterable of strings), sorted."""
         check_int("min_count", min_count, min_value=1)
+        if isinstance(texts, str):
+            raise TypeError(f"texts must be an iterable of captions (strings), not one string; got {texts!r:.60}")
         counts = Counter(w for t in texts for w in split_words(t))
         words = sorted(w for w, c in counts.items() if c >= min_count)
         return cls(words)
@@ -105,8 +109,16 @@ class WordTokenizer:
         return out
 
     def decode(self, ids: Iterable[int]) -> str:
-        """word indices -> text (``-1`` shows as ``<unk>``)."""
-        return " ".join("<unk>" if i == -1 else self.words[i] for i in ids)
+        """word indices (ints in 0..len-1, or ``-1`` which shows as ``<unk>``) -> text."""
+        if isinstance(ids, (str, bytes)):
+            raise TypeError(f"ids must be a list of word indices (ints); got {type(ids).__name__} {ids!r:.60}")
+        words = []
+        for n, i in enumerate(ids):
+            i = as_int(f"ids[{n}]", i)
+            if not -1 <= i < len(self.words):
+                raise ValueError(f"ids[{n}] must lie in 0..{len(self.words) - 1} (or -1 for <unk>); got {i}")
+            words.append("<unk>" if i == -1 else self.words[i])
+        return " ".join(words)
 
 
 class MixedVocabulary:
@@ -120,7 +132,8 @@ class MixedVocabulary:
         if not isinstance(tokenizer, WordTokenizer):
             raise TypeError(f"tokenizer must be a WordTokenizer; got {type(tokenizer).__name__}")
         check_int("num_codes", num_codes, min_value=1)
-        if not (isinstance(grid, (tuple, list)) and len(grid) == 2 and all(isinstance(g, int) and g > 0 for g in grid)):
+        if not (isinstance(grid, (tuple, list)) and len(grid) == 2
+                and all(isinstance(g, int) and not isinstance(g, bool) and g > 0 for g in grid)):
             raise ValueError(f"grid must be (h, w), two positive ints; got {grid!r}")
         self.tokenizer = tokenizer
         self.num_codes = num_codes
@@ -147,11 +160,18 @@ class MixedVocabulary:
         return [UNK if i == -1 else self.word_offset + i for i in self.tokenizer.encode(text, unknown)]
 
     def decode_text(self, ids: Iterable[int]) -> str:
-        """vocabulary ids -> the words among them joined by spaces (special tokens and codes skipped,
-        except ``<unk>``)."""
+        """vocabulary ids (ints in 0..len(vocab)-1) -> the words among them joined by spaces (special
+        tokens and codes skipped, except ``<unk>``)."""
+        if isinstance(ids, torch.Tensor):
+            check_tensor("ids", ids, ndim=1, integer=True)
+            ids = ids.tolist()
+        if isinstance(ids, (str, bytes)):
+            raise TypeError(f"ids must be a list of vocabulary ids (ints); got {type(ids).__name__} {ids!r:.60}")
         words = []
-        for i in ids:
-            i = int(i)
+        for n, i in enumerate(ids):
+            i = as_int(f"ids[{n}]", i)
+            if not 0 <= i < self.size:
+                raise ValueError(f"ids[{n}] must lie in 0..{self.size - 1} (the vocabulary); got {i}")
             if self.word_offset <= i < self.image_offset:
                 words.append(self.tokenizer.words[i - self.word_offset])
             elif i == UNK:
@@ -169,7 +189,8 @@ class MixedVocabulary:
 
     def ids_to_codes(self, ids: torch.Tensor) -> torch.Tensor:
         """ids: (B, h*w) image ids -> codes (B, h, w) in [0, K)."""
-        check_tensor("ids", ids, ndim=2)
+        check_tensor("ids", ids, ndim=2, integer=True)
+        check_codes("ids", ids, self.size)
         if ids.shape[1] != self.n_image_tokens:
             raise ValueError(f"ids must hold {self.n_image_tokens} image tokens per row (grid {self.grid}); "
                              f"got {ids.shape[1]}")
@@ -193,7 +214,9 @@ class MixedVocabulary:
         return token_modality(ids, self.word_offset, self.image_offset)
 
     def token_name(self, i: int) -> str:
-        i = int(i)
+        """The readable name of id ``i`` (an int, or a one-element integer tensor): a special token,
+        a word or ``<code k>``."""
+        i = as_int("id", i)
         if not 0 <= i < self.size:
             raise ValueError(f"id must lie in [0, {self.size}); got {i}")
         if i < self.n_special:
@@ -232,7 +255,8 @@ def build_sequence(vocab: MixedVocabulary, text_ids: Sequence[int], image_ids: S
     ``image_first``: ``[BOS, BOI, image.., EOI, BOT, text.., EOT, EOS]``.
     """
     check_choice("order", order, ORDERS)
-    text_ids, image_ids = [int(i) for i in text_ids], [int(i) for i in image_ids]
+    text_ids = [as_int(f"text_ids[{n}]", i) for n, i in enumerate(text_ids)]
+    image_ids = [as_int(f"image_ids[{n}]", i) for n, i in enumerate(image_ids)]
     if len(image_ids) != vocab.n_image_tokens:
         raise ValueError(f"image_ids must hold {vocab.n_image_tokens} ids (grid {vocab.grid}); got {len(image_ids)}")
     if any(not (vocab.image_offset <= i < vocab.size) for i in image_ids):
@@ -254,7 +278,7 @@ def segment_ids(seq: torch.Tensor) -> torch.Tensor:
 
     Works from the span markers, so it needs no vocabulary.
     """
-    check_tensor("seq", seq, ndim=2, dtype=torch.long)
+    check_tensor("seq", seq, ndim=2, integer=True)
     is_bot, is_eot = (seq == BOT).long(), (seq == EOT).long()
     is_boi, is_eoi = (seq == BOI).long(), (seq == EOI).long()
     # inside a span: opened at or before t, not closed before t
@@ -272,14 +296,24 @@ def segment_ids(seq: torch.Tensor) -> torch.Tensor:
 
 
 def pad_sequences(seqs: Sequence[Sequence[int]], length: int | None = None) -> torch.Tensor:
-    """Right-pad id lists with ``<pad>`` to ``length`` (default: the longest) -> (B, length) long."""
+    """Right-pad id lists with ``<pad>`` to ``length`` (default: the longest) -> (B, length) long.
+
+    seqs: at least one list of int ids.
+    """
+    if isinstance(seqs, torch.Tensor) or not isinstance(seqs, Sequence) or isinstance(seqs, str):
+        raise TypeError(f"seqs must be a list of id lists; got {type(seqs).__name__}")
+    if not seqs:
+        raise ValueError("seqs must hold at least one sequence; got an empty list")
     longest = max(len(s) for s in seqs)
-    length = longest if length is None else length
+    length = longest if length is None else check_int("length", length, min_value=1)
     if longest > length:
         raise ValueError(f"a sequence of {longest} tokens does not fit length={length}")
     out = torch.full((len(seqs), length), PAD, dtype=torch.long)
     for i, s in enumerate(seqs):
-        out[i, :len(s)] = torch.as_tensor(list(s), dtype=torch.long)
+        row = torch.as_tensor(list(s))
+        if row.numel() and (row.is_floating_point() or row.dtype == torch.bool):
+            raise TypeError(f"seqs[{i}] must hold int ids; got {row.dtype} values")
+        out[i, :len(s)] = row.long()
     return out
 
 

@@ -22,7 +22,7 @@ from .device import pick_device, seed_everything, seed_offset
 from .models.vq import VQVAE, build_quantizer, code_counts, perplexity, vqvae_loss
 from .profiles import Profile, get_profile
 from .train import fit
-from .validate import check_choice, check_codes, check_tensor
+from .validate import check_choice, check_codes, check_device, check_int, check_range, check_tensor
 
 DATASETS = ("digits", "shapes")
 _IMAGE = {"digits": (1, 28), "shapes": (3, 24)}  # channels, image size
@@ -100,13 +100,12 @@ class ImageTokenizer(nn.Module):
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor, batch_size: int = 1024) -> torch.LongTensor:
-        """x: (B, C, S, S) float in [0, 1] (any device) -> codes (B, h, w) long on x's device."""
+        """x: (B, C, S, S) float in [0, 1], finite (any device; float64 is converted) -> codes (B, h, w)
+        long on x's device. B = 0 gives an empty (0, h, w) tensor."""
         c, s = self.channels, self.image_size
-        check_tensor("x", x, shape=(None, c, s, s), floating=True)
-        if x.numel():
-            lo, hi = float(x.min()), float(x.max())
-            if lo < -1e-3 or hi > 1 + 1e-3:
-                raise ValueError(f"x must hold pixel values in [0, 1]; got values from {lo:.3g} to {hi:.3g}")
+        check_tensor("x", x, shape=(None, c, s, s), floating=True, finite=True)
+        check_range("x", x, 0.0, 1.0, what="pixel values")
+        check_int("batch_size", batch_size, min_value=1)
         self.eval()
         out = [self.vqvae.encode(x[i:i + batch_size].to(self.device, torch.float32))
                for i in range(0, len(x), batch_size)]
@@ -119,6 +118,7 @@ class ImageTokenizer(nn.Module):
         """codes: (B, h, w) long in 0..K-1 (any device) -> images (B, C, S, S) float in [0, 1] on codes' device."""
         check_tensor("codes", codes, shape=(None, *self.grid), dtype=torch.long)
         check_codes("codes", codes, self.num_codes)
+        check_int("batch_size", batch_size, min_value=1)
         self.eval()
         out = [self.vqvae.decode(codes[i:i + batch_size].to(self.device)).clamp(0, 1)
                for i in range(0, len(codes), batch_size)]
@@ -136,16 +136,19 @@ def tokenizer_data(dataset: str, n: int | None = None, split: str = "train") -> 
     """Images the tokenizer trains/tests on: (N, C, S, S) float in [0, 1].
 
     digits: the MNIST-5k ``split`` ("train" or "test"); shapes: ``make_shapes(split="all")`` with
-    half of the scenes holding two shapes ("train" uses seed 0, "test" seed 1).
+    half of the scenes holding two shapes ("train" uses seed 0, "test" seed 1). ``n``: how many
+    images (an int >= 1), or ``None`` for the whole split (digits) / the default count (shapes).
     """
     check_choice("dataset", dataset, DATASETS)
+    if n is not None:
+        check_int("n", n, min_value=1)
     check_choice("split", split, ("train", "test"))
     if dataset == "digits":
         from .data import as_tensors, load_digits
         x, _ = as_tensors(load_digits(verbose=False)[split])
-        return x[:n] if n else x
+        return x if n is None else x[:n]
     from .data import make_shapes
-    ds = make_shapes(n or (3000 if split == "train" else 500), seed=0 if split == "train" else 1,
+    ds = make_shapes(n if n is not None else (3000 if split == "train" else 500), seed=0 if split == "train" else 1,
                      split="all", two_shape_fraction=0.5)
     return ds[:]["image"].float().contiguous()
 
@@ -196,6 +199,7 @@ def get_tokenizer(dataset: str, *, profile=None, device=None, verbose: bool = Tr
     profile) and saves it. Prints what happened (``verbose``).
     """
     check_choice("dataset", dataset, DATASETS)
+    check_device("device", device)
     profile = get_profile(profile)
     device = torch.device(device) if device is not None else pick_device()
     name = tokenizer_name(dataset, profile)

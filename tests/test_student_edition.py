@@ -16,7 +16,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from course_lib.student import (BEGIN, END, MarkerError, exercise_cells, first_check_cell, make_student_notebook,
+from course_lib.student import (BEGIN, BEGIN_MARKERS, END, END_MARKERS, MarkerError, NotebookError, OutputError,
+                                StudentEditionError, exercise_cells, first_check_cell, make_student_notebook,
                                 student_bytes, write_student_edition)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,9 +98,9 @@ def _solution_lines(nb) -> list[str]:
     for i in exercise_cells(nb):
         inside = False
         for line in nb.cells[i].source.splitlines():
-            if line.strip() == BEGIN:
+            if line.strip() in BEGIN_MARKERS:
                 inside = True
-            elif line.strip() == END:
+            elif line.strip() in END_MARKERS:
                 inside = False
             elif inside and line.strip():
                 lines.append(line)
@@ -110,9 +111,9 @@ def _outside_markers(source: str) -> list[str]:
     """The lines of ``source`` outside BEGIN..END blocks (markers included in the block)."""
     kept, inside = [], False
     for line in source.splitlines():
-        if line.strip() == BEGIN:
+        if line.strip() in BEGIN_MARKERS:
             inside = True
-        elif line.strip() == END:
+        elif line.strip() in END_MARKERS:
             inside = False
         elif not inside:
             kept.append(line)
@@ -223,6 +224,193 @@ def test_command_line(synthetic, tmp_path):
     assert done.stderr.strip() == ("error: 07_synthetic.ipynb, cell 2 (id cell-2): line 6 has '# BEGIN SOLUTION' "
                                    "without a matching '# END SOLUTION'")
     assert not (tmp_path / "bad").exists()
+
+
+# ---------------------------------------------------------------- nbgrader's markers
+
+NBGRADER_SQUARE = SQUARE_SOLUTION.replace("# BEGIN SOLUTION", "### BEGIN SOLUTION").replace(
+    "# END SOLUTION", "### END SOLUTION")
+
+
+def test_nbgrader_markers_give_the_same_stub():
+    assert "### BEGIN SOLUTION" in NBGRADER_SQUARE and "### END SOLUTION" in NBGRADER_SQUARE
+    nb = synthetic_notebook()
+    ours = make_student_notebook(nb, "07_synthetic.ipynb").cells[2].source
+    nb.cells[2].source = NBGRADER_SQUARE
+    theirs = make_student_notebook(nb, "07_synthetic.ipynb").cells[2].source
+    assert theirs == ours
+    assert "raise NotImplementedError(\"multiply x by itself, entry by entry\")" in theirs
+    assert "y = x * x" not in theirs and "SOLUTION" not in theirs
+
+
+def test_both_marker_styles_in_one_notebook_and_cell(synthetic, tmp_path):
+    nb = nbformat.read(synthetic, as_version=4)
+    nb.cells[2].source = NBGRADER_SQUARE  # cell 2 nbgrader style, cell 4 keeps '# BEGIN SOLUTION'
+    mixed = ("def f(x):\n    # HINT: one\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n\n"
+             "def g(x):\n    # HINT: two\n    # BEGIN SOLUTION\n    return 2\n    # END SOLUTION\n")
+    nb.cells.append(_tagged(mixed))
+    nb.cells[-1].id = "mixed"
+    nbformat.write(nb, synthetic)
+    student = nbformat.read(write_student_edition([synthetic], tmp_path / "out")[0], as_version=4)
+    code = "\n".join(c.source for c in student.cells if c.cell_type == "code")
+    assert "SOLUTION" not in code
+    assert student.cells[-1].source == ('def f(x):\n    # HINT: one\n    raise NotImplementedError("one")\n\n'
+                                        'def g(x):\n    # HINT: two\n    raise NotImplementedError("two")\n')
+    for line in _solution_lines(nbformat.read(synthetic, as_version=4)):
+        assert line not in code
+
+
+@pytest.mark.parametrize("source, problem", [
+    ("def f():\n    # HINT: h\n    ### BEGIN SOLUTION\n    return 1\n",
+     "line 3 has '### BEGIN SOLUTION' without a matching '### END SOLUTION'"),
+    ("def f():\n    return 1\n    ### END SOLUTION\n",
+     "line 3 has '### END SOLUTION' without a '### BEGIN SOLUTION' before it"),
+    ("def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n",
+     "line 2 '### BEGIN SOLUTION' must come right after a one-line '# HINT: <hint>'"),
+    ("# HINT: h\n### BEGIN SOLUTION\n# HINT: g\n# BEGIN SOLUTION\n# END SOLUTION\n",
+     "line 4 opens a second '# BEGIN SOLUTION' before the one on line 2 is closed with '### END SOLUTION'"),
+])
+def test_malformed_nbgrader_markers(source, problem):
+    nb = synthetic_notebook()
+    nb.cells[4] = _tagged(source)
+    nb.cells[4].id = "broken"
+    with pytest.raises(MarkerError) as info:
+        make_student_notebook(nb, "07_synthetic.ipynb")
+    assert problem in str(info.value)
+
+
+def test_nbgrader_markers_in_an_untagged_cell_are_an_error():
+    nb = synthetic_notebook()
+    nb.cells[2].source = NBGRADER_SQUARE
+    nb.cells[2].metadata["tags"] = []
+    with pytest.raises(MarkerError, match="has solution markers but is not tagged 'exercise'"):
+        make_student_notebook(nb, "07_synthetic.ipynb")
+
+
+# ---------------------------------------------------------------- bad input to the command line
+
+def _cli(*args, cwd=ROOT):
+    """The real command line in a subprocess (slow: a fresh interpreter imports torch)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.run([sys.executable, "-m", "course_lib.student", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, env=env)
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """The command line's ``main`` in this process: (returncode, stdout, stderr) like subprocess.run."""
+    from course_lib.student import main
+    monkeypatch.chdir(ROOT)
+
+    def run(*args):
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+    return run
+
+
+def _one_error_line(done, *words):
+    assert done.returncode == 1, (done.returncode, done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    return lines[0]
+
+
+def test_cli_refuses_to_write_over_its_input(synthetic, cli):
+    before = synthetic.read_bytes()
+    done = _cli("--out", synthetic.parent, synthetic)  # the issue's reproduction, as a real process
+    _one_error_line(done, "contains the input notebook", synthetic.name, "choose another folder")
+    assert synthetic.read_bytes() == before, "the solution edition must survive"
+    # the same folder spelled differently, and a folder above the input
+    done = cli("--out", synthetic.parent / ".." / synthetic.parent.name, synthetic)
+    _one_error_line(done, "contains the input notebook")
+    done = cli("--out", synthetic.parent.parent, synthetic)
+    _one_error_line(done, "contains the input notebook")
+    assert synthetic.read_bytes() == before
+    assert sorted(p.name for p in synthetic.parent.iterdir()) == [synthetic.name]
+
+
+def test_cli_refuses_the_notebooks_folder(cli):
+    if not NOTEBOOKS:
+        pytest.skip("no notebooks in notebooks/ yet")
+    before = {p: p.read_bytes() for p in NOTEBOOKS}
+    _one_error_line(cli("--out", "notebooks"), "contains the input notebook", "choose another folder")
+    _one_error_line(cli("--out", ROOT / "notebooks", NOTEBOOKS[0]), "contains the input notebook")
+    assert {p: p.read_bytes() for p in NOTEBOOKS} == before
+
+
+def test_write_student_edition_refuses_its_input_folder(synthetic):
+    before = synthetic.read_bytes()
+    with pytest.raises(OutputError, match="contains the input notebook"):
+        write_student_edition([synthetic], synthetic.parent)
+    assert synthetic.read_bytes() == before
+
+
+def test_two_inputs_with_one_name_are_refused(synthetic, tmp_path, cli):
+    other = tmp_path / "other" / synthetic.name
+    other.parent.mkdir()
+    other.write_bytes(synthetic.read_bytes())
+    _one_error_line(cli("--out", tmp_path / "out", synthetic, other), "two input notebooks are named", synthetic.name)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"[1, 2, 3]", ["bad.ipynb", "not a Jupyter notebook", "got a JSON list"]),
+    (b"{}", ["bad.ipynb", "no 'cells' list"]),
+    (b'{"cells": 3, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}', ["'cells' must be a list", "got a JSON int"]),
+    (b'{"cells": [], "metadata": {}, "nbformat": 3, "nbformat_minor": 0}', ["expected 'nbformat': 4", "got 3"]),
+    (b'{"worksheets": [], "metadata": {}, "nbformat": 3}', ["no 'cells' list", "worksheets"]),
+    (b'{"cells": [7], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}', ["cell 0 must be an object"]),
+    (b'{"cells": [{"cell_type": "code"}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}', ["cell 0 has no 'source'"]),
+    (b'{"cells": [{"cell_type": "movie", "source": ""}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}',
+     ["cell 0 has cell_type 'movie'"]),
+    (b'{"cells": [{"cell_type": "code", "source": 5}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}',
+     ["cell 0 source must be a string or a list of strings"]),
+    (b'{"cells": [{"cell_type": "code", "source": "", "metadata": {"tags": "exercise"}}], "metadata": {}, '
+     b'"nbformat": 4, "nbformat_minor": 5}', ["cell 0 metadata.tags must be a list of strings"]),
+    (b'{"cells": [], "metadata": [], "nbformat": 4, "nbformat_minor": 5}', ["'metadata' must be an object"]),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe binary", ["not UTF-8 text"]),
+    (b'{"cells": [', ["invalid JSON"]),
+    (b"", ["invalid JSON"]),
+])
+def test_malformed_notebook_gives_one_error_line_and_writes_nothing(tmp_path, synthetic, cli, content, words):
+    bad = tmp_path / "bad.ipynb"
+    bad.write_bytes(content)
+    out = tmp_path / "out"
+    _one_error_line(cli("--out", out, synthetic, bad), *words)
+    assert not out.exists(), "nothing is written when one notebook is malformed"
+    with pytest.raises(NotebookError):
+        student_bytes(bad)
+
+
+def test_out_naming_an_existing_file(tmp_path, synthetic, cli):
+    target = tmp_path / "student.ipynb"
+    target.write_text("keep me")
+    _one_error_line(cli("--out", target, synthetic), "is an existing file, not a folder", str(target))
+    assert target.read_text() == "keep me"
+    with pytest.raises(OutputError, match="is an existing file"):
+        write_student_edition([synthetic], target)
+
+
+def test_marker_error_still_one_line_and_all_errors_are_student_edition_errors(synthetic, tmp_path, cli):
+    assert issubclass(MarkerError, StudentEditionError) and issubclass(NotebookError, StudentEditionError)
+    assert issubclass(OutputError, StudentEditionError) and issubclass(StudentEditionError, ValueError)
+    nb = nbformat.read(synthetic, as_version=4)
+    nb.cells[2].source = nb.cells[2].source.replace("    # END SOLUTION\n", "")
+    nbformat.write(nb, synthetic)
+    _one_error_line(cli("--out", tmp_path / "out", synthetic), "line 6 has '# BEGIN SOLUTION' without a matching")
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_notebook_is_a_usage_error(tmp_path, cli):
+    done = cli("--out", tmp_path / "out", tmp_path / "nope.ipynb")
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"error: no such notebook: {tmp_path / 'nope.ipynb'}"
+    assert not (tmp_path / "out").exists()
 
 
 # ---------------------------------------------------------------- executing the student edition

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import random
 
-from ..validate import check_int
+import torch
+
+from ..validate import as_int, check_int
 from .digits import DIGIT_NAMES
 
 DIGIT_TEMPLATES = (
@@ -23,9 +25,11 @@ DIGIT_TEMPLATES = (
 
 
 def digit_caption(label: int, rng: random.Random | None = None, template: int | None = None) -> str:
-    """One caption for ``label`` (0..9); a random template from ``rng`` unless ``template`` is given."""
-    check_int("label", int(label) if hasattr(label, "item") else label, min_value=0, max_value=9)
-    label = int(label)
+    """One caption for ``label`` (an int 0..9, or a one-element integer tensor such as ``y[i]``); a random
+    template from ``rng`` unless ``template`` is given. Floats (``3.7``, ``torch.tensor(3.0)``) are a ``TypeError``."""
+    label = as_int("label", label, min_value=0, max_value=9)
+    if rng is not None and not isinstance(rng, random.Random):
+        raise TypeError(f"rng must be a random.Random or None; got {type(rng).__name__}")
     if template is None:
         template = (rng or random).randrange(len(DIGIT_TEMPLATES))
     check_int("template", template, min_value=0, max_value=len(DIGIT_TEMPLATES) - 1)
@@ -34,9 +38,15 @@ def digit_caption(label: int, rng: random.Random | None = None, template: int | 
 
 
 def digit_captions(labels, seed: int = 0) -> list[str]:
-    """A caption per label, reproducible under ``seed``."""
+    """A caption per label (ints 0..9, a list or a 1-D integer tensor), reproducible under ``seed``."""
+    check_int("seed", seed)
+    if isinstance(labels, torch.Tensor):
+        if labels.ndim != 1:
+            raise ValueError(f"labels must be 1-D, one label per caption; got shape {tuple(labels.shape)}")
+        labels = list(labels)
     rng = random.Random(seed)
-    return [digit_caption(int(label), rng) for label in labels]
+    return [digit_caption(as_int(f"labels[{i}]", label, min_value=0, max_value=9), rng)
+            for i, label in enumerate(labels)]
 
 
 def caption_vocabulary() -> list[str]:

@@ -77,12 +77,36 @@ class ShapeSpec:
         check_choice("position", self.position, POSITIONS)
 
 
+def check_scene(scene, *, allow_empty: bool = False) -> list[ShapeSpec]:
+    """A scene is a list of :class:`ShapeSpec` at different positions (two shapes at one position
+    would be drawn on top of each other and captioned as two: an error, not a silent overlap)."""
+    if isinstance(scene, ShapeSpec):
+        raise TypeError("scene must be a list of ShapeSpec; got one ShapeSpec (wrap it in a list: [spec])")
+    if not isinstance(scene, (list, tuple)):
+        raise TypeError(f"scene must be a list of ShapeSpec; got {type(scene).__name__}")
+    if not scene and not allow_empty:
+        raise ValueError("scene must hold at least one ShapeSpec; got an empty list")
+    seen = {}
+    for i, s in enumerate(scene):
+        if not isinstance(s, ShapeSpec):
+            raise TypeError(f"scene[{i}] must be a ShapeSpec; got {type(s).__name__} {s!r:.60}")
+        if s.position in seen:
+            raise ValueError(f"scene must place each shape at a different position; got scene[{seen[s.position]}] "
+                             f"and scene[{i}] both at {s.position!r}")
+        seen[s.position] = i
+    return list(scene)
+
+
 def _where(position: str, word: str) -> str:
     return word if position == "center" else f"{word} corner"
 
 
 def describe(scene: list[ShapeSpec], rng: random.Random | None = None, variant: int | None = None) -> str:
-    """A caption for ``scene``; synonyms and template drawn from ``rng`` (or fixed by ``variant``)."""
+    """A caption for ``scene`` (a non-empty list of :class:`ShapeSpec` at different positions);
+    synonyms and template drawn from ``rng`` (or fixed by ``variant``, an int >= 0)."""
+    check_scene(scene)
+    if variant is not None:
+        check_int("variant", variant, min_value=0)
     rng = rng or random.Random(0 if variant is None else variant)
 
     def syn(key):
@@ -142,8 +166,10 @@ def render(scene: list[ShapeSpec], image_size: int = 24, rng: random.Random | No
     """Draw a scene: returns float32 (3, image_size, image_size) in [0, 1], black background.
 
     Anti-aliased by drawing at 4x and averaging. ``jitter`` moves each shape by up to ~5% of the
-    side and varies its radius and brightness slightly, so no two images are the same.
+    side and varies its radius and brightness slightly, so no two images are the same. ``scene``:
+    a list of :class:`ShapeSpec` at different positions (an empty list draws a black image).
     """
+    check_scene(scene, allow_empty=True)
     check_int("image_size", image_size, min_value=12, max_value=128)
     rng = rng or random.Random(0)
     ss = _SUPERSAMPLE
@@ -206,7 +232,11 @@ def make_shapes(n: int, *, seed: int = 0, split: str = "train", image_size: int 
 
 
 def scene_of(row) -> list[ShapeSpec]:
-    """The list of :class:`ShapeSpec` stored in one dataset row."""
+    """The list of :class:`ShapeSpec` stored in one dataset row (a dict with ``n_shapes``, ``shape``,
+    ``color``, ``size`` and ``position``)."""
+    missing = [k for k in ("n_shapes", "shape", "color", "size", "position") if not hasattr(row, "keys") or k not in row]
+    if missing:
+        raise TypeError(f"row must be one row of make_shapes (a dict); got {type(row).__name__} without {missing}")
     return [ShapeSpec(*(row[k][i] for k in ("shape", "color", "size", "position")))
             for i in range(int(row["n_shapes"]))]
 
@@ -272,11 +302,18 @@ def read_scene(image, threshold: float = 0.3) -> ShapeSpec | None:
     (K=256) reconstructions (tests/test_data.py checks rendered and blurred images).
     """
     if isinstance(image, torch.Tensor):
-        check_tensor("image", image, ndim=3, floating=True)
+        check_tensor("image", image, ndim=3, floating=True, finite=True)
         image = image.detach().float().cpu().numpy()
-    image = np.asarray(image, dtype=np.float32)
-    if image.ndim != 3 or image.shape[0] != 3:
-        raise ValueError(f"image must have shape (3, S, S); got shape {image.shape}")
+    try:
+        image = np.asarray(image, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise TypeError(f"image must be a (3, S, S) tensor or array of numbers; got {type(image).__name__}") from None
+    if image.ndim != 3 or image.shape[0] != 3 or image.shape[1] != image.shape[2] or image.shape[1] < 4:
+        raise ValueError(f"image must have shape (3, S, S); got shape {tuple(image.shape)}")
+    if not np.isfinite(image).all():
+        raise ValueError(f"image must be finite; got {int((~np.isfinite(image)).sum())} non-finite values "
+                         f"(of {image.size})")
+    check_float("threshold", threshold, min_value=0.0, max_value=1.0)
     g = match_shape(image, threshold)
     if g is None:
         return None
@@ -292,4 +329,6 @@ def read_scene(image, threshold: float = 0.3) -> ShapeSpec | None:
 
 def scene_dict(spec: ShapeSpec | None) -> dict:
     """A spec as a plain dict (``{}`` for ``None``), handy for tables."""
+    if spec is not None and not isinstance(spec, ShapeSpec):
+        raise TypeError(f"spec must be a ShapeSpec or None; got {type(spec).__name__}")
     return {} if spec is None else asdict(spec)

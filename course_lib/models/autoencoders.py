@@ -16,13 +16,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..validate import check_float, check_int, check_tensor
+from ..validate import check_float, check_int, check_tensor, to_model
 
 IMAGE_SHAPE = (1, 28, 28)
 
 
-def _check_images(name: str, x) -> torch.Tensor:
-    return check_tensor(name, x, shape=(None, *IMAGE_SHAPE), floating=True)
+def _check_images(name: str, x, nonempty: bool = False) -> torch.Tensor:
+    """x: (B, 1, 28, 28) floating, finite (and with B >= 1 when ``nonempty``)."""
+    return check_tensor(name, x, shape=(None, *IMAGE_SHAPE), floating=True, finite=True, nonempty=nonempty,
+                        what="image")
 
 
 class ConvEncoder(nn.Module):
@@ -119,16 +121,20 @@ class Autoencoder(nn.Module):
         self.encoder, self.decoder, self.latent_dim = encoder, decoder, latent_dim
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, 1, 28, 28) -> z: (B, latent_dim)"""
-        return self.encoder(_check_images("x", x))
+        """x: (B, 1, 28, 28) finite, on the model's device -> z: (B, latent_dim).
+
+        float64/float16 input is converted to the model's dtype (see ``course_lib.validate``).
+        """
+        return self.encoder(to_model("x", _check_images("x", x), self))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """z: (B, latent_dim) -> x_hat: (B, 1, 28, 28)"""
-        check_tensor("z", z, shape=(None, self.latent_dim), floating=True)
-        return self.decoder(z)
+        """z: (B, latent_dim) finite, on the model's device -> x_hat: (B, 1, 28, 28)"""
+        check_tensor("z", z, shape=(None, self.latent_dim), floating=True, finite=True)
+        return self.decoder(to_model("z", z, self))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(x))
+        """x: (B, 1, 28, 28) -> x_hat: (B, 1, 28, 28)"""
+        return self.decoder(self.encode(x))
 
 
 class MLPAutoencoder(Autoencoder):
@@ -152,17 +158,17 @@ class ConvAutoencoder(Autoencoder):
 
 
 def reconstruction_mse(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Per-image mean squared error. x_hat, x: (B, 1, 28, 28) -> (B,)"""
-    check_tensor("x_hat", x_hat, floating=True)
-    check_tensor("x", x, floating=True)
+    """Per-image mean squared error. x_hat, x: (B, 1, 28, 28) finite -> (B,)"""
+    check_tensor("x_hat", x_hat, floating=True, finite=True)
+    check_tensor("x", x, floating=True, finite=True)
     if x_hat.shape != x.shape:
         raise ValueError(f"x_hat must have the same shape as x {tuple(x.shape)}; got shape {tuple(x_hat.shape)}")
     return ((x_hat - x) ** 2).flatten(1).mean(1)
 
 
 def add_noise(x: torch.Tensor, std: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Gaussian pixel noise, clipped back to [0, 1]. x: (B, ...) -> same shape."""
-    check_tensor("x", x, floating=True)
+    """Gaussian pixel noise, clipped back to [0, 1]. x: (B, ...) finite -> same shape."""
+    check_tensor("x", x, floating=True, finite=True)
     check_float("std", std, min_value=0.0)
     noise = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
     return (x + std * noise).clamp(0.0, 1.0)
@@ -190,11 +196,13 @@ def reconstruction_error(model: nn.Module, x: torch.Tensor, *, noise_std: float 
                          batch_size: int = 500, seed: int = 0) -> float:
     """Mean squared error per pixel of model(x) (or of model(noisy x)) against x, over all of x.
 
-    x: (N, 1, 28, 28). The model's raw output is scored (not clipped), like PCA's.
+    x: (N, 1, 28, 28) with N >= 1 (a mean over no images is an error), any device. The model's raw
+    output is scored (not clipped), like PCA's.
     """
-    _check_images("x", x)
+    _check_images("x", x, nonempty=True)
     check_float("noise_std", noise_std, min_value=0.0)
     check_int("batch_size", batch_size, min_value=1)
+    check_int("seed", seed)
     model.eval()
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
@@ -208,7 +216,11 @@ def reconstruction_error(model: nn.Module, x: torch.Tensor, *, noise_std: float 
 
 @torch.no_grad()
 def encode_all(model: Autoencoder, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """x: (N, 1, 28, 28) -> codes (N, latent_dim) on the CPU."""
+    """x: (N, 1, 28, 28) (any device) -> codes (N, latent_dim) on the CPU; N = 0 gives (0, latent_dim)."""
+    _check_images("x", x)
+    check_int("batch_size", batch_size, min_value=1)
+    if len(x) == 0:
+        return torch.empty(0, model.latent_dim)
     model.eval()
     device = next(model.parameters()).device
     return torch.cat([model.encode(x[i:i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)])
@@ -221,6 +233,11 @@ def interpolate(model: Autoencoder, x_a: torch.Tensor, x_b: torch.Tensor, steps:
     x_a, x_b: (1, 28, 28) or (1, 1, 28, 28) -> (steps, 1, 28, 28); the first is decode(encode(x_a)).
     """
     check_int("steps", steps, min_value=2)
+    for name, xi in (("x_a", x_a), ("x_b", x_b)):
+        check_tensor(name, xi, floating=True, finite=True)
+        if xi.numel() != 784:
+            raise ValueError(f"{name} must be one image of shape (1, 28, 28) or (1, 1, 28, 28); got shape "
+                             f"{tuple(xi.shape)}")
     x_a = x_a.reshape(1, *IMAGE_SHAPE) if x_a.numel() == 784 else x_a
     x_b = x_b.reshape(1, *IMAGE_SHAPE) if x_b.numel() == 784 else x_b
     model.eval()

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..validate import check_tensor
+from ..validate import check_codes, check_device, check_int, check_tensor, to_model
 
 __all__ = ["DigitCNN", "classifier_recipe", "get_digit_classifier", "predict_digits", "digit_accuracy", "train_digit_classifier"]
 
@@ -33,8 +33,9 @@ class DigitCNN(nn.Module):
                                   nn.Dropout(dropout), nn.Linear(hidden, 10))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_tensor("x", x, shape=(None, 1, 28, 28), floating=True)
-        return self.head(self.features(x))
+        """x: (B, 1, 28, 28) finite, on the model's device (float64 is converted) -> logits (B, 10)."""
+        check_tensor("x", x, shape=(None, 1, 28, 28), floating=True, finite=True)
+        return self.head(self.features(to_model("x", x, self)))
 
 
 def _shift(x: torch.Tensor, max_shift: int = 2) -> torch.Tensor:
@@ -58,8 +59,12 @@ def _loss(model, batch):
 
 @torch.no_grad()
 def predict_digits(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Predicted labels: x (B, 1, 28, 28) in [0, 1] (any device) -> (B,) long on x's device."""
-    check_tensor("x", x, shape=(None, 1, 28, 28), floating=True)
+    """Predicted labels: x (B, 1, 28, 28) in [0, 1], finite (any device) -> (B,) long on x's device.
+
+    B = 0 gives an empty tensor.
+    """
+    check_tensor("x", x, shape=(None, 1, 28, 28), floating=True, finite=True)
+    check_int("batch_size", batch_size, min_value=1)
     model.eval()
     dev = next(model.parameters()).device
     out = [model(x[i:i + batch_size].to(dev)).argmax(1) for i in range(0, len(x), batch_size)]
@@ -67,8 +72,10 @@ def predict_digits(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) ->
 
 
 def digit_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Fraction of ``x`` (B, 1, 28, 28) classified as ``y`` (B,)."""
-    check_tensor("y", y, ndim=1)
+    """Fraction of ``x`` (B, 1, 28, 28) classified as ``y`` (B,) integer labels 0..9; B >= 1."""
+    check_tensor("x", x, shape=(None, 1, 28, 28), floating=True, nonempty=True, what="image")
+    check_tensor("y", y, ndim=1, integer=True)
+    check_codes("y", y, 10)
     if len(y) != len(x):
         raise ValueError(f"x and y must have the same length; got {len(x)} and {len(y)}")
     return float((predict_digits(model, x).cpu() == y.cpu()).float().mean())
@@ -107,6 +114,7 @@ def get_digit_classifier(profile=None, device=None, *, verbose: bool = True) -> 
     from ..data import as_tensors, load_digits
     from ..device import pick_device
     from ..profiles import get_profile
+    check_device("device", device)
     profile = get_profile(profile)
     device = torch.device(device) if device is not None else pick_device()
     name = f"digit_classifier_{profile.name}"

@@ -35,8 +35,8 @@ class PCA:
 
     @classmethod
     def fit(cls, x: torch.Tensor, k: int) -> "PCA":
-        """Fit on x: (N, ...) float, N > k; keep the top ``k`` components."""
-        check_tensor("x", x, floating=True)
+        """Fit on x: (N, ...) float, finite, N >= k; keep the top ``k`` components."""
+        check_tensor("x", x, floating=True, finite=True)
         if x.ndim < 2:
             raise ValueError(f"x must have shape (N, ...) with one row per example; got shape {tuple(x.shape)}")
         flat = x.detach().reshape(len(x), -1).double()
@@ -49,7 +49,10 @@ class PCA:
         return cls(mean.float(), vh[:k].float().contiguous(), var[:k].float(), tuple(x.shape[1:]))
 
     def _flat(self, x: torch.Tensor) -> torch.Tensor:
-        check_tensor("x", x, floating=True)
+        check_tensor("x", x, floating=True, finite=True)
+        if x.ndim < 1:
+            raise ValueError(f"x must have shape (N, ...) with one row per example; got shape {tuple(x.shape)}")
+        x = x.to(self.mean.dtype)  # float64 is converted (see course_lib.validate)
         flat = x.reshape(len(x), -1)
         if flat.shape[1] != self.mean.numel():
             raise ValueError(f"x must have {self.mean.numel()} values per example (shape (N, "
@@ -63,7 +66,8 @@ class PCA:
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """z: (N, k') with k' <= k -> reconstructions (N, ...) in the fitted shape (not clipped)."""
-        check_tensor("z", z, ndim=2, floating=True)
+        check_tensor("z", z, ndim=2, floating=True, finite=True)
+        z = z.to(self.components.dtype)
         if z.shape[1] > self.k:
             raise ValueError(f"z must have at most {self.k} columns (the fitted k); got shape {tuple(z.shape)}")
         flat = z @ self.components[: z.shape[1]] + self.mean
@@ -76,6 +80,7 @@ class PCA:
     def mse_by_rank(self, x: torch.Tensor, ranks) -> dict[int, float]:
         """Mean squared error per pixel of the rank-r reconstruction of x, for each r in ``ranks``."""
         out = {}
-        for r in ranks:
-            out[int(r)] = float(((self.reconstruct(x, int(r)) - x) ** 2).mean())
+        for i, r in enumerate(ranks):
+            r = check_int(f"ranks[{i}]", r, min_value=1, max_value=self.k)
+            out[r] = float(((self.reconstruct(x, r) - x) ** 2).mean())
         return out

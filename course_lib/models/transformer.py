@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..text_tokens import token_modality
-from ..validate import check_int, check_tensor
+from ..validate import check_codes, check_int, check_tensor, to_model
 
 
 @dataclass
@@ -190,13 +190,17 @@ class MixedTransformer(nn.Module):
         return x
 
     def forward(self, idx: torch.Tensor, cache: KVCache | None = None, need_weights: bool = False):
-        """idx: (B, T) long ids -> logits (B, T, V).
+        """idx: (B, T) long ids in 0..V-1, on the model's device -> logits (B, T, V).
 
         cache: a :class:`KVCache`; ``idx`` then continues the cached tokens and the cache is
         updated. need_weights: also return each layer's attention weights, a list of
         (B, n_head, T, T_total) tensors (slower; for pictures).
         """
         check_tensor("idx", idx, ndim=2, dtype=torch.long)
+        check_codes("idx", idx, self.config.vocab_size)
+        to_model("idx", idx, self)
+        if cache is not None and not isinstance(cache, KVCache):
+            raise TypeError(f"cache must be a KVCache (model.new_cache(batch_size)) or None; got {type(cache).__name__}")
         B, T = idx.shape
         start = 0 if cache is None else cache.length
         limit = self.config.block_size if cache is None else cache.max_len

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..validate import check_choice, check_float, check_int, check_tensor
+from ..validate import check_choice, check_float, check_int, check_tensor, to_model
 from .autoencoders import IMAGE_SHAPE, ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 
 N_PIXELS = 28 * 28
@@ -36,8 +36,8 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Gene
 
     mu, logvar: (B, D) -> z: (B, D) = mu + exp(logvar / 2) * eps, eps ~ N(0, I).
     """
-    check_tensor("mu", mu, floating=True)
-    check_tensor("logvar", logvar, floating=True)
+    check_tensor("mu", mu, floating=True, finite=True)
+    check_tensor("logvar", logvar, floating=True, finite=True)
     if mu.shape != logvar.shape:
         raise ValueError(f"logvar must have the same shape as mu {tuple(mu.shape)}; got shape {tuple(logvar.shape)}")
     eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype).to(mu.device)
@@ -49,8 +49,8 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
     mu, logvar: (B, D) -> (B,). Closed form: 0.5 * sum(mu^2 + exp(logvar) - 1 - logvar).
     """
-    check_tensor("mu", mu, ndim=2, floating=True)
-    check_tensor("logvar", logvar, ndim=2, floating=True)
+    check_tensor("mu", mu, ndim=2, floating=True, finite=True)
+    check_tensor("logvar", logvar, ndim=2, floating=True, finite=True)
     if mu.shape != logvar.shape:
         raise ValueError(f"logvar must have the same shape as mu {tuple(mu.shape)}; got shape {tuple(logvar.shape)}")
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
@@ -61,8 +61,8 @@ def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
     logits, x: (B, 1, 28, 28) (x in [0, 1]; grey levels allowed) -> (B,) nats per image.
     """
-    check_tensor("logits", logits, floating=True)
-    check_tensor("x", x, floating=True)
+    check_tensor("logits", logits, floating=True, finite=True)
+    check_tensor("x", x, floating=True, finite=True)
     if logits.shape != x.shape:
         raise ValueError(f"logits must have the same shape as x {tuple(x.shape)}; got shape {tuple(logits.shape)}")
     return F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
@@ -70,6 +70,7 @@ def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 def log_normal(z: torch.Tensor, mu: torch.Tensor | float = 0.0, logvar: torch.Tensor | float = 0.0) -> torch.Tensor:
     """log N(z; mu, diag(exp(logvar))), summed over the last dim. z: (..., D) -> (...)"""
+    check_tensor("z", z, floating=True, finite=True)
     logvar = torch.as_tensor(logvar, dtype=z.dtype, device=z.device)
     return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) / logvar.exp()).sum(-1)
 
@@ -105,15 +106,18 @@ class VAE(nn.Module):
             self.decoder = ConvDecoder(latent_dim, channels)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x: (B, 1, 28, 28) in [0, 1] -> mu, logvar: (B, latent_dim) each."""
-        check_tensor("x", x, shape=(None, *IMAGE_SHAPE), floating=True)
-        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        """x: (B, 1, 28, 28) in [0, 1], finite, on the model's device -> mu, logvar: (B, latent_dim) each.
+
+        float64/float16 input is converted to the model's dtype (see ``course_lib.validate``).
+        """
+        check_tensor("x", x, shape=(None, *IMAGE_SHAPE), floating=True, finite=True)
+        mu, logvar = self.encoder(to_model("x", x, self)).chunk(2, dim=1)
         return mu, logvar
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """z: (B, latent_dim) -> logits (B, 1, 28, 28)."""
-        check_tensor("z", z, shape=(None, self.latent_dim), floating=True)
-        return self.decoder(z)
+        """z: (B, latent_dim) finite, on the model's device -> logits (B, 1, 28, 28)."""
+        check_tensor("z", z, shape=(None, self.latent_dim), floating=True, finite=True)
+        return self.decoder(to_model("z", z, self))
 
     def forward(self, x: torch.Tensor):
         mu, logvar = self.encode(x)
@@ -126,7 +130,8 @@ class VAE(nn.Module):
 
         Without this the first few hundred steps only learn the average digit.
         """
-        check_tensor("x", x, shape=(None, *IMAGE_SHAPE), floating=True)
+        check_tensor("x", x, shape=(None, *IMAGE_SHAPE), floating=True, finite=True, nonempty=True, what="image")
+        check_float("eps", eps, min_value=0.0, max_value=0.5, strict_min=True)
         last = [m for m in self.decoder.modules() if isinstance(m, (nn.Linear, nn.ConvTranspose2d))][-1]
         p = x.mean(0).clamp(eps, 1 - eps)                                  # (1, 28, 28)
         if last.bias.numel() != p.numel():                                  # conv: one bias per channel
@@ -171,20 +176,27 @@ def _device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+def _dtype(model: nn.Module) -> torch.dtype:
+    return next(model.parameters()).dtype
+
+
 @torch.no_grad()
 def negative_elbo(model: VAE, x: torch.Tensor, *, n_samples: int = 10, batch_size: int = 500,
                   seed: int = 0) -> dict[str, float]:
     """Test negative ELBO, nats per image, averaged over ``n_samples`` draws of z per image.
 
-    x: (N, 1, 28, 28). Returns {"neg_elbo", "recon", "kl"} (means over images; KL is exact).
+    x: (N, 1, 28, 28) with N >= 1 (any device). Returns {"neg_elbo", "recon", "kl"} (means over
+    images; KL is exact).
     """
-    check_tensor("x", x, shape=(None, *IMAGE_SHAPE), floating=True)
+    check_tensor("x", x, shape=(None, *IMAGE_SHAPE), floating=True, finite=True, nonempty=True, what="image")
     check_int("n_samples", n_samples, min_value=1)
+    check_int("batch_size", batch_size, min_value=1)
+    check_int("seed", seed)
     model.eval()
     device, gen = _device(model), torch.Generator().manual_seed(seed)
     recon_total = kl_total = 0.0
     for start in range(0, len(x), batch_size):
-        xb = x[start:start + batch_size].to(device)
+        xb = x[start:start + batch_size].to(device, _dtype(model))
         mu, logvar = model.encode(xb)
         kl_total += float(gaussian_kl(mu, logvar).sum())
         for _ in range(n_samples):
@@ -201,10 +213,13 @@ def importance_sampled_nll(model: VAE, x: torch.Tensor, *, n_samples: int = 200,
 
         log p(x) ~= logsumexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)] - log K
 
-    x: (N, 1, 28, 28) -> (N,) nats. K = 1 gives (a sample of) the negative ELBO; the estimate
-    tightens as K grows and is never above the ELBO in expectation.
+    x: (N, 1, 28, 28) (any device) -> (N,) nats (N = 0 gives an empty tensor). K = 1 gives (a sample
+    of) the negative ELBO; the estimate tightens as K grows and is never above the ELBO in expectation.
     """
-    check_tensor("x", x, shape=(None, *IMAGE_SHAPE), floating=True)
+    check_tensor("x", x, shape=(None, *IMAGE_SHAPE), floating=True, finite=True)
+    check_int("seed", seed)
+    if len(x) == 0:
+        return torch.empty(0)
     check_int("n_samples", n_samples, min_value=1)
     check_int("chunk", chunk, min_value=1)
     check_int("batch_size", batch_size, min_value=1)
@@ -212,7 +227,7 @@ def importance_sampled_nll(model: VAE, x: torch.Tensor, *, n_samples: int = 200,
     device, gen = _device(model), torch.Generator().manual_seed(seed)
     out = []
     for start in range(0, len(x), batch_size):
-        xb = x[start:start + batch_size].to(device)
+        xb = x[start:start + batch_size].to(device, _dtype(model))
         b = len(xb)
         mu, logvar = model.encode(xb)
         log_w = []
@@ -234,8 +249,11 @@ def bernoulli_baseline_nll(x_train: torch.Tensor, x_test: torch.Tensor, eps: flo
     x_train: (N, 1, 28, 28), x_test: (M, 1, 28, 28) -> mean NLL of x_test, nats per image.
     Any VAE worth its training must do better.
     """
-    check_tensor("x_train", x_train, shape=(None, *IMAGE_SHAPE), floating=True)
-    check_tensor("x_test", x_test, shape=(None, *IMAGE_SHAPE), floating=True)
+    check_tensor("x_train", x_train, shape=(None, *IMAGE_SHAPE), floating=True, finite=True, nonempty=True,
+                 what="image")
+    check_tensor("x_test", x_test, shape=(None, *IMAGE_SHAPE), floating=True, finite=True, nonempty=True,
+                 what="image")
+    x_train, x_test = x_train.float(), x_test.float()  # float64 is converted (see course_lib.validate)
     p = x_train.mean(0, keepdim=True).clamp(eps, 1 - eps)
     logits = torch.log(p) - torch.log1p(-p)
     return float(bernoulli_nll(logits.expand_as(x_test), x_test).mean())
@@ -243,7 +261,11 @@ def bernoulli_baseline_nll(x_train: torch.Tensor, x_test: torch.Tensor, eps: flo
 
 @torch.no_grad()
 def posterior_means(model: VAE, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """x: (N, 1, 28, 28) -> mu (N, latent_dim) on the CPU."""
+    """x: (N, 1, 28, 28) (any device) -> mu (N, latent_dim) on the CPU; N = 0 gives (0, latent_dim)."""
+    check_tensor("x", x, shape=(None, *IMAGE_SHAPE), floating=True, finite=True)
+    check_int("batch_size", batch_size, min_value=1)
+    if len(x) == 0:
+        return torch.empty(0, model.latent_dim)
     model.eval()
     device = _device(model)
     return torch.cat([model.encode(x[i:i + batch_size].to(device))[0].cpu() for i in range(0, len(x), batch_size)])
@@ -256,6 +278,9 @@ def active_units(model: VAE, x: torch.Tensor, threshold: float = 0.01) -> tuple[
     (count, per-dim variance (latent_dim,)).
     """
     check_float("threshold", threshold, min_value=0.0)
+    check_tensor("x", x, shape=(None, *IMAGE_SHAPE), floating=True)
+    if len(x) < 2:
+        raise ValueError(f"x must hold at least 2 images (a variance over images); got shape {tuple(x.shape)}")
     variance = posterior_means(model, x).var(0)
     return int((variance > threshold).sum()), variance
 
@@ -266,7 +291,8 @@ def kl_per_dim(model: VAE, x: torch.Tensor, batch_size: int = 500) -> torch.Tens
 
     Sums to the mean KL term of the ELBO; a collapsed dimension carries ~0 nats.
     """
-    check_tensor("x", x, shape=(None, *IMAGE_SHAPE), floating=True)
+    check_tensor("x", x, shape=(None, *IMAGE_SHAPE), floating=True, finite=True, nonempty=True, what="image")
+    check_int("batch_size", batch_size, min_value=1)
     model.eval()
     device, total = _device(model), torch.zeros(model.latent_dim)
     for i in range(0, len(x), batch_size):
@@ -281,9 +307,14 @@ def traverse(model: VAE, z: torch.Tensor, dim: int, values) -> torch.Tensor:
 
     -> (len(values), 1, 28, 28) pixel probabilities.
     """
-    check_tensor("z", z, shape=(model.latent_dim,), floating=True)
+    check_tensor("z", z, shape=(model.latent_dim,), floating=True, finite=True)
     check_int("dim", dim, min_value=0, max_value=model.latent_dim - 1)
-    values = torch.as_tensor(list(values), dtype=z.dtype)
+    if isinstance(values, torch.Tensor):
+        values = values.reshape(-1).tolist()
+    values = [check_float(f"values[{i}]", v) for i, v in enumerate(values)]
+    if not values:
+        raise ValueError("values must hold at least one number; got none")
+    values = torch.as_tensor(values, dtype=z.dtype)
     codes = z.repeat(len(values), 1)
     codes[:, dim] = values
     return torch.sigmoid(model.decode(codes.to(_device(model)))).cpu()

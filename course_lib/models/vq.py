@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..validate import check_choice, check_codes, check_float, check_int, check_tensor
+from ..validate import check_choice, check_codes, check_float, check_int, check_tensor, to_model
 
 __all__ = ["QuantizerOutput", "nearest_code", "kmeans", "perplexity", "code_counts", "VectorQuantizer",
            "FSQ", "ResidualVQ", "Encoder", "Decoder", "VQVAE", "build_quantizer", "vqvae_loss"]
@@ -60,11 +60,11 @@ def _unflatten(flat: torch.Tensor, shape) -> torch.Tensor:
 def nearest_code(vectors: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     """Index of the nearest code (squared Euclidean distance) for each vector.
 
-    vectors: (N, D); codebook: (K, D) -> (N,) long. Uses ||v||^2 - 2 v.c + ||c||^2, without
-    building an (N, K, D) tensor.
+    vectors: (N, D) finite; codebook: (K, D) finite, K >= 1 -> (N,) long. Uses ||v||^2 - 2 v.c + ||c||^2,
+    without building an (N, K, D) tensor.
     """
-    check_tensor("vectors", vectors, ndim=2, floating=True)
-    check_tensor("codebook", codebook, ndim=2, floating=True)
+    check_tensor("vectors", vectors, ndim=2, floating=True, finite=True)
+    check_tensor("codebook", codebook, ndim=2, floating=True, finite=True, nonempty=True, what="code")
     if vectors.shape[1] != codebook.shape[1]:
         raise ValueError(f"vectors and codebook must have the same width D; got {vectors.shape[1]} and "
                          f"{codebook.shape[1]}")
@@ -82,7 +82,7 @@ def kmeans(vectors: torch.Tensor, k: int, *, iters: int = 10, generator: torch.G
     iteration). Initialised with k distinct random vectors (with repeats if N < k). An empty
     cluster is re-seeded with a random vector, so every centroid stays in use.
     """
-    check_tensor("vectors", vectors, ndim=2, floating=True)
+    check_tensor("vectors", vectors, ndim=2, floating=True, finite=True, nonempty=True, what="vector")
     check_int("k", k, min_value=1)
     check_int("iters", iters, min_value=0)
     n = vectors.shape[0]
@@ -108,9 +108,10 @@ def kmeans(vectors: torch.Tensor, k: int, *, iters: int = 10, generator: torch.G
 
 
 def code_counts(indices: torch.Tensor, num_codes: int) -> torch.Tensor:
-    """How often each code occurs: indices (any shape, long) -> (num_codes,) float counts."""
+    """How often each code occurs: indices (any shape, long, each in 0..num_codes-1) -> (num_codes,) float counts."""
     check_tensor("indices", indices, dtype=torch.long)
     check_int("num_codes", num_codes, min_value=1)
+    check_codes("indices", indices, num_codes)
     return torch.bincount(indices.reshape(-1), minlength=num_codes).float()
 
 
@@ -118,8 +119,21 @@ def perplexity(counts: torch.Tensor) -> float:
     """exp(entropy) of the code distribution given by ``counts`` (num_codes,): an effective code count.
 
     Compute ``counts`` over a whole dataset: a per-batch perplexity depends on the batch size.
+    ``counts`` must be finite, non-negative and not all zero (no codes seen has no distribution).
     """
-    check_tensor("counts", counts, ndim=1)
+    check_tensor("counts", counts, ndim=1, finite=True, nonempty=True, what="code")
+    if counts.dtype == torch.bool:
+        raise TypeError(f"counts must be numbers (e.g. from code_counts); got dtype {counts.dtype}")
+    lo, hi = torch.stack(torch.aminmax(counts.float())).tolist()
+    if lo < 0:
+        raise ValueError(f"counts must be >= 0; got a smallest count of {lo:g}")
+    if hi <= 0:
+        raise ValueError(f"counts must have a positive total (at least one code seen); got all {len(counts)} zero")
+    return _perplexity(counts)
+
+
+def _perplexity(counts: torch.Tensor) -> float:
+    """:func:`perplexity` without the checks, for a quantizer's per-batch stats (1.0 for an empty batch)."""
     p = counts.float() / counts.float().sum().clamp(min=1e-12)
     entropy = -(p * torch.log(p.clamp(min=1e-12))).sum()
     return float(torch.exp(entropy))
@@ -213,8 +227,8 @@ class VectorQuantizer(nn.Module):
         return n_dead
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
-        """z: (B, D, H, W) -> :class:`QuantizerOutput` (straight-through z_q, indices (B, H, W), loss)."""
-        check_tensor("z", z, ndim=4, floating=True)
+        """z: (B, D, H, W) finite -> :class:`QuantizerOutput` (straight-through z_q, indices (B, H, W), loss)."""
+        check_tensor("z", z, ndim=4, floating=True, finite=True)
         if z.shape[1] != self.dim:
             raise ValueError(f"z must have {self.dim} channels (the code width); got shape {tuple(z.shape)}")
         z = z.float()
@@ -237,7 +251,7 @@ class VectorQuantizer(nn.Module):
                     self._ema_update(flat.detach(), idx, counts)
                 if self.dead_threshold > 0:
                     self._restart_dead(flat.detach())
-        stats = {"perplexity": perplexity(counts), "used": float((counts > 0).float().mean()),
+        stats = {"perplexity": _perplexity(counts), "used": float((counts > 0).float().mean()),
                  "commitment": float(commitment.detach())}
         return QuantizerOutput(_unflatten(q_st, z.shape), idx.reshape(z.shape[0], z.shape[2], z.shape[3]),
                                loss, stats)
@@ -293,15 +307,15 @@ class FSQ(nn.Module):
         return (digits - half_width) / half_width
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
-        """z: (B, D, H, W) -> QuantizerOutput with indices (B, H, W) in 0..prod(levels)-1."""
-        check_tensor("z", z, ndim=4, floating=True)
+        """z: (B, D, H, W) finite -> QuantizerOutput with indices (B, H, W) in 0..prod(levels)-1."""
+        check_tensor("z", z, ndim=4, floating=True, finite=True)
         if z.shape[1] != self.dim:
             raise ValueError(f"z must have {self.dim} channels; got shape {tuple(z.shape)}")
         digits = self._digits(self.project_in(z.float()))  # (B, L, H, W)
         idx = (digits.detach().round().long() * self._basis.view(1, -1, 1, 1)).sum(1)
         z_q = self.project_out(self._scale(digits))
         counts = torch.bincount(idx.reshape(-1), minlength=self.num_codes).float()
-        stats = {"perplexity": perplexity(counts), "used": float((counts > 0).float().mean())}
+        stats = {"perplexity": _perplexity(counts), "used": float((counts > 0).float().mean())}
         return QuantizerOutput(z_q, idx, z.new_zeros(()), stats)
 
     def codes_to_latents(self, indices: torch.Tensor) -> torch.Tensor:
@@ -327,7 +341,8 @@ class ResidualVQ(nn.Module):
         self.dim = dim
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
-        check_tensor("z", z, ndim=4, floating=True)
+        """z: (B, D, H, W) finite -> QuantizerOutput with indices (B, H, W, num_stages)."""
+        check_tensor("z", z, ndim=4, floating=True, finite=True)
         residual = z.float()
         total = torch.zeros_like(residual)
         loss = z.new_zeros(())
@@ -443,11 +458,13 @@ class VQVAE(nn.Module):
         self.decoder = Decoder(channels, hidden, dim, downsample, image_size)
 
     def _check_x(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, C, S, S) floating, finite, on the model's device (float64 is converted)."""
         check_tensor("x", x, ndim=4, floating=True)
         s = self.image_size
         if tuple(x.shape[1:]) != (self.channels, s, s):
             raise ValueError(f"x must have shape (B, {self.channels}, {s}, {s}); got shape {tuple(x.shape)}")
-        return x
+        check_tensor("x", x, finite=True)
+        return to_model("x", x, self)
 
     def forward(self, x: torch.Tensor):
         """x (B, C, S, S) -> (x_hat (B, C, S, S), QuantizerOutput)."""
