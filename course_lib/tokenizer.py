@@ -26,7 +26,7 @@ from .validate import check_choice, check_codes, check_tensor
 
 DATASETS = ("digits", "shapes")
 _IMAGE = {"digits": (1, 28), "shapes": (3, 24)}  # channels, image size
-RECIPE_VERSION = 2  # bump when the recipe changes, so cached tokenizers from an older recipe are retrained
+RECIPE_VERSION = 3  # bump when the recipe changes, so cached tokenizers from an older recipe are retrained
 
 
 def tokenizer_recipe(dataset: str, profile: Profile | str | None = None) -> dict:
