@@ -26,7 +26,7 @@ from .validate import check_choice, check_codes, check_device, check_int, check_
 
 DATASETS = ("digits", "shapes")
 _IMAGE = {"digits": (1, 28), "shapes": (3, 24)}  # channels, image size
-RECIPE_VERSION = 2  # bump when the recipe changes, so cached tokenizers from an older recipe are retrained
+RECIPE_VERSION = 3  # bump when the recipe changes, so cached tokenizers from an older recipe are retrained
 # Notebook 04 chooses these by measurement (its rate-distortion sweep) before it saves the tokenizer;
 # every other entry of the recipe must match for get_tokenizer to use a cached tokenizer.
 CHOSEN_BY_NOTEBOOK_04 = ("quantizer", "num_codes", "levels", "downsample")
