@@ -19,6 +19,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from .device import seed_offset
 from .text_tokens import (SEG_IMAGE, SEG_NONE, SEG_TEXT, MixedVocabulary, build_sequence, pad_sequences,
                           segment_ids, split_words)
 from .validate import check_codes, check_float, check_int, check_tensor
@@ -71,7 +72,7 @@ class MixedSequenceData:
             self.text_ids.append([cache[v] for v in variants])
         longest = max(len(t) for variants in self.text_ids for t in variants)
         self.block_size = longest + vocab.n_image_tokens + 7  # BOS BOT EOT BOI EOI EOS + room
-        self.rng = random.Random(seed)
+        self.rng = random.Random(seed + seed_offset())  # COURSE_SEED shifts the batch order, as in fit
 
     def __len__(self) -> int:
         return len(self.image_ids)
@@ -247,24 +248,3 @@ def count_copies(spans: torch.Tensor, training_codes: torch.Tensor) -> int:
                          f"{tuple(training_codes.shape)}")
     train = {tuple(r) for r in training_codes.reshape(-1, spans.shape[1]).tolist()}
     return sum(tuple(r) in train for r in spans.reshape(len(spans), -1).tolist())
-
-
-def steps_for_budget(model, loss_fn, batches, *, seconds: float, max_steps: int, batch_size: int,
-                     probe_steps: int = 5, **fit_kwargs) -> int:
-    """How many training steps fit in ``seconds`` on this machine (at most ``max_steps``).
-
-    Times ``probe_steps`` steps on a throw-away copy of ``model`` (the model itself is untouched),
-    so a learning-rate schedule can be planned to end inside the time budget instead of being cut
-    off half-way by ``max_seconds``.
-    """
-    import copy
-
-    from .train import fit
-    check_float("seconds", seconds, min_value=0.0, strict_min=True)
-    check_int("max_steps", max_steps, min_value=1)
-    check_int("probe_steps", probe_steps, min_value=1)
-    probe = copy.deepcopy(model)
-    fit(probe, loss_fn, batches, steps=1, batch_size=batch_size, desc="warm-up", **fit_kwargs)  # first step is slow
-    history = fit(probe, loss_fn, batches, steps=probe_steps, batch_size=batch_size, desc="timing", **fit_kwargs)
-    per_step = history.seconds / history.steps
-    return max(1, min(max_steps, int(seconds / per_step)))

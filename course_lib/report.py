@@ -7,7 +7,8 @@ In a notebook::
     run.finish()                               # writes build/metrics/01_autoencoders.json
 
 File contract: ``{"notebook", "profile", "device", "seconds", "metrics": {name: number or
-{name: number}}, "peak_memory_mb"}``. :func:`write_report` turns every such file into
+{name: number}}, "peak_memory_mb", "cut_short": [lines]}`` (``cut_short``: training runs the
+wall-clock guard stopped early; normally empty). :func:`write_report` turns every such file into
 ``build/report.md`` and ``build/report.html``: a summary table (per notebook: device, profile,
 seconds, peak memory, targets met, key figures), the course-wide budgets, and one table per
 notebook with each headline metric checked against its target in :data:`TARGETS` (met / not met).
@@ -85,7 +86,15 @@ class NotebookRun:
         self.device = device or pick_device()
         self.metrics: dict = {}
         self.metrics_path: Path | None = None
+        from .train import CUT_SHORT
+        self._cut_short_from = len(CUT_SHORT)
         self._start = time.perf_counter()
+
+    @property
+    def cut_short(self) -> list[str]:
+        """Training runs of this notebook that the wall-clock guard stopped early (normally none)."""
+        from .train import CUT_SHORT
+        return CUT_SHORT[self._cut_short_from:]
 
     @property
     def elapsed(self) -> float:
@@ -102,7 +111,7 @@ class NotebookRun:
         Returns nothing, so a notebook's last cell ``run.finish()`` shows only the printed line."""
         payload = {"notebook": self.notebook, "profile": self.profile.name, "device": str(self.device),
                    "seconds": round(self.elapsed, 2), "metrics": self.metrics,
-                   "peak_memory_mb": _peak_memory_mb()}
+                   "peak_memory_mb": _peak_memory_mb(), "cut_short": self.cut_short}
         path = build_dir() / "metrics" / f"{self.notebook}.json"
         atomic_write_json(path, payload)
         self.metrics_path = path
@@ -241,6 +250,8 @@ def summarize(runs: list[dict], course_run: dict | None = None) -> Summary:
             course.append(("whole course, wall time of the last `make course`"
                            + ("" if all_ran else " (not every notebook)"), f"{wall:.1f} s",
                            target if all_ran else "", (wall <= budget) if budget and all_ran else None))
+        cut = [r["notebook"] for r in runs if r.get("cut_short")]
+        course.append(("training runs cut short by a wall-clock guard", ", ".join(cut) or "none", "none", not cut))
         peaks = [(r.get("peak_memory_mb"), r["notebook"]) for r in runs if r.get("peak_memory_mb") is not None]
         if peaks:
             peak, where = max(peaks)

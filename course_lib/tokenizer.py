@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .artifacts import load_artifact, save_artifact
-from .device import pick_device, seed_everything
+from .device import pick_device, seed_everything, seed_offset
 from .models.vq import VQVAE, build_quantizer, code_counts, perplexity, vqvae_loss
 from .profiles import Profile, get_profile
 from .train import fit
@@ -26,7 +26,10 @@ from .validate import check_choice, check_codes, check_device, check_int, check_
 
 DATASETS = ("digits", "shapes")
 _IMAGE = {"digits": (1, 28), "shapes": (3, 24)}  # channels, image size
-RECIPE_VERSION = 2  # bump when the recipe changes, so cached tokenizers from an older recipe are retrained
+RECIPE_VERSION = 3  # bump when the recipe changes, so cached tokenizers from an older recipe are retrained
+# Notebook 04 chooses these by measurement (its rate-distortion sweep) before it saves the tokenizer;
+# every other entry of the recipe must match for get_tokenizer to use a cached tokenizer.
+CHOSEN_BY_NOTEBOOK_04 = ("quantizer", "num_codes", "levels", "downsample")
 
 
 def tokenizer_recipe(dataset: str, profile: Profile | str | None = None) -> dict:
@@ -40,7 +43,7 @@ def tokenizer_recipe(dataset: str, profile: Profile | str | None = None) -> dict
     check_choice("dataset", dataset, DATASETS)
     profile = get_profile(profile)
     channels, size = _IMAGE[dataset]
-    recipe = dict(version=RECIPE_VERSION, dataset=dataset, channels=channels, image_size=size, downsample=4,
+    recipe = dict(version=RECIPE_VERSION, course_seed=seed_offset(), dataset=dataset, channels=channels, image_size=size, downsample=4,
                   hidden=64, dim=16, quantizer="vq",
                   num_codes=256, levels=None, ema=True, decay=0.99,
                   kmeans_init=True, dead_threshold=1.0, cosine=False, beta=0.25, batch_size=64, lr=2e-3)
@@ -193,19 +196,19 @@ def save_tokenizer(tok: ImageTokenizer, profile=None, metrics: dict | None = Non
 def get_tokenizer(dataset: str, *, profile=None, device=None, verbose: bool = True) -> ImageTokenizer:
     """The image tokenizer for ``dataset`` ("digits" or "shapes"), ready on ``device``.
 
-    Loads artifact ``tokenizer_<dataset>_<profile>`` from ``data/artifacts`` when present and
-    valid; otherwise trains one with :func:`tokenizer_recipe` (a few seconds in the smoke profile)
-    and saves it. Prints one line saying which happened.
+    Loads artifact ``tokenizer_<dataset>_<profile>`` from ``data/artifacts`` when it was made by
+    this profile's :func:`tokenizer_recipe` (apart from what notebook 04 chooses by measurement:
+    ``CHOSEN_BY_NOTEBOOK_04``); otherwise trains one with the recipe (a few seconds in the smoke
+    profile) and saves it. Prints what happened (``verbose``).
     """
     check_choice("dataset", dataset, DATASETS)
     check_device("device", device)
     profile = get_profile(profile)
     device = torch.device(device) if device is not None else pick_device()
     name = tokenizer_name(dataset, profile)
-    channels, size = _IMAGE[dataset]
-    loaded = load_artifact(name, ImageTokenizer.from_hparams, verbose=False,
-                           expected={"dataset": dataset, "channels": channels, "image_size": size,
-                                     "version": RECIPE_VERSION})
+    recipe = tokenizer_recipe(dataset, profile)
+    loaded = load_artifact(name, ImageTokenizer.from_hparams, verbose=verbose,
+                           expected={k: v for k, v in recipe.items() if k not in CHOSEN_BY_NOTEBOOK_04}, say_loaded=False)
     if loaded is not None:
         tok, meta = loaded
         tok = tok.to(device).eval()
@@ -213,7 +216,6 @@ def get_tokenizer(dataset: str, *, profile=None, device=None, verbose: bool = Tr
             print(f"loaded tokenizer {name!r} from data/artifacts: K={tok.num_codes} codes, grid "
                   f"{tok.grid[0]}x{tok.grid[1]} (saved {meta.get('created', '?')})")
         return tok
-    recipe = tokenizer_recipe(dataset, profile)
     start = time.perf_counter()
     tok, history = train_tokenizer(recipe, device=device)
     seconds = time.perf_counter() - start

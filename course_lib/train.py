@@ -2,8 +2,13 @@
 
 ``fit`` trains any ``nn.Module`` with a loss function you pass in, on tensors (shuffled
 mini-batches drawn from them) or on any iterable of batches. It keeps a loss history, shows a
-``tqdm.auto`` progress bar (silent when ``TQDM_DISABLE`` is set, as in CI), stops at an
-optional wall-clock budget, clips gradients, and uses bf16 autocast on CUDA.
+``tqdm.auto`` progress bar (silent when ``TQDM_DISABLE`` is set, as in CI), clips gradients, and
+uses bf16 autocast on CUDA.
+
+Training length is always a fixed number of steps, so every machine learns the same thing; a slower
+one only takes longer. ``max_seconds`` is a safety net, not a plan: when it stops a run early it says
+so loudly (a printed line and a ``RuntimeWarning``) and the run is listed in :data:`CUT_SHORT`, which
+the notebook's metrics file and the course report carry.
 
 The loss function sees ``(model, batch)`` and returns either a scalar loss or
 ``(loss, {"name": value, ...})``; the extra values are logged beside the loss.
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -23,6 +29,9 @@ from .device import autocast, seed_offset
 from .validate import check_float, check_int
 
 Batch = tuple[torch.Tensor, ...]
+
+# One line per training run that the wall-clock guard stopped early, in this process (see module doc).
+CUT_SHORT: list[str] = []
 
 
 @dataclass
@@ -88,7 +97,9 @@ def fit(model: nn.Module, loss_fn: Callable, data, *, steps: int, batch_size: in
         clip_grad: float | None = 1.0, weight_decay: float = 0.0, warmup_steps: int = 0,
         cosine: bool = False, seed: int = 0, desc: str = "training", history: History | None = None,
         on_step: Callable[[int, History], None] | None = None) -> History:
-    """Train ``model`` for ``steps`` optimisation steps (or until ``max_seconds`` have passed).
+    """Train ``model`` for exactly ``steps`` optimisation steps.
+
+    ``max_seconds`` is only a guard: if it is hit, training stops early, loudly (see module doc).
 
     data: a tensor, a tuple of equal-length tensors (shuffled each epoch with ``seed``), or an
     iterable of batches. loss_fn(model, batch) -> loss or (loss, dict). Returns a
@@ -146,8 +157,13 @@ def fit(model: nn.Module, loss_fn: Callable, data, *, steps: int, batch_size: in
             on_step(history.steps, history)
         if step % 20 == 0:
             bar.set_postfix(loss=f"{history.loss[-1]:.4f}")
-        if max_seconds is not None and time.perf_counter() - start > max_seconds:
+        if max_seconds is not None and time.perf_counter() - start > max_seconds and step + 1 < steps:
             history.stopped_by_budget = True
+            message = (f"{desc}: CUT SHORT by the wall-clock guard after {step + 1} of {steps} steps "
+                       f"(max_seconds={max_seconds:g}); its results are not those of the profile")
+            CUT_SHORT.append(message)
+            print(f"WARNING: {message}")
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
             break
     bar.close()
     history.seconds += time.perf_counter() - start

@@ -13,14 +13,24 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from jupyter_client.manager import KernelManager
 from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def kernel_manager(socket_dir: str) -> KernelManager:
+    """A python3 kernel that talks over local sockets (IPC) where the OS has them: no TCP ports open
+    and no "Kernel is running over TCP without encryption" warning per notebook. TCP on Windows."""
+    if os.name == "nt":
+        return KernelManager(kernel_name="python3")
+    return KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(socket_dir, "kernel"))
 
 
 def main(argv=None) -> int:
@@ -49,12 +59,14 @@ def main(argv=None) -> int:
     out_dir = build_dir() / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
     failures, start, done = [], time.perf_counter(), []
+    socket_dir = tempfile.TemporaryDirectory(prefix="course-kernels-")
     for path in paths:
         t0 = time.perf_counter()
         print(f"==> {path.name} (profile {args.profile})", flush=True)
         (build_dir() / "metrics" / f"{path.stem}.json").unlink(missing_ok=True)
         nb = nbformat.read(path, as_version=4)
-        client = NotebookClient(nb, timeout=args.timeout, kernel_name="python3",
+        km = kernel_manager(socket_dir.name)
+        client = NotebookClient(nb, km=km, timeout=args.timeout, kernel_name="python3",
                                 resources={"metadata": {"path": str(path.parent)}})
         status, error = "ok", ""
         try:
@@ -63,6 +75,9 @@ def main(argv=None) -> int:
             status, error = "failed", (str(err).strip().splitlines() or [type(err).__name__])[-1]
         except Exception as err:  # a dead kernel, a timeout: report it and go on with the next notebook
             status, error = "failed", f"{type(err).__name__}: {err}"
+        finally:
+            if km.has_kernel:
+                km.shutdown_kernel(now=True)
         if status == "failed":
             failures.append(path.name)
             print(f"    FAILED: {error}", flush=True)

@@ -28,7 +28,8 @@ def test_finish_writes_the_metrics_contract():
     path = run.metrics_path
     data = json.loads(path.read_text())
     assert path == build_dir() / "metrics" / "01_autoencoders.json"
-    assert set(data) == {"notebook", "profile", "device", "seconds", "metrics", "peak_memory_mb"}
+    assert set(data) == {"notebook", "profile", "device", "seconds", "metrics", "peak_memory_mb", "cut_short"}
+    assert data["cut_short"] == []
     assert data["metrics"] == {"pca16_test_mse": pytest.approx(0.0275), "per_digit": {"0": 0.5, "1": 1}}
     assert (data["notebook"], data["profile"], data["device"]) == ("01_autoencoders", "smoke", "cpu")
     with pytest.raises(TypeError, match="metric values must be numbers or dicts of numbers; got str"):
@@ -94,6 +95,7 @@ def test_smoke_misses_are_marked_as_not_expected():
     md = write_report().read_text()
     assert "| vq_test_mse | 0.05 | <= 0.005 (7x7 grid, 512 codes) | not met (smoke: not expected) |" in md
     assert "| vq_perplexity_fraction (derived) | 0.07812 |" in md
+    assert "| training runs cut short by a wall-clock guard | none | none | met |" in md
     assert "| whole course, sum of notebook seconds | 12.0 s | <= 300 s (smoke profile) | met |" in md
     assert [r["notebook"] for r in load_metrics()] == ["03_vqvae"]
 

@@ -86,3 +86,40 @@ def test_saved_under_profile_name(tmp_path, monkeypatch):
     loaded = get_tokenizer("digits", profile="smoke", device="cpu", verbose=False)
     x = torch.rand(3, 1, 28, 28)
     assert torch.equal(loaded.encode(x), tok.encode(x))
+
+
+def test_tokenizer_identity_is_its_recipe(tmp_path, monkeypatch, capsys):
+    """A cached tokenizer is used when it was made by this profile's recipe, whatever notebook 04 chose
+    (quantizer, K, downsampling); another step count or another COURSE_SEED makes it stale."""
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    chosen = dict(tokenizer_recipe("digits", "smoke"), quantizer="fsq", levels=[8, 5, 5, 5], num_codes=1000)
+    save_tokenizer(ImageTokenizer.from_hparams(chosen), "smoke")
+    assert get_tokenizer("digits", profile="smoke", device="cpu").hparams["quantizer"] == "fsq"
+    assert "loaded tokenizer" in capsys.readouterr().out
+    save_tokenizer(ImageTokenizer.from_hparams(dict(chosen, steps=7)), "smoke")
+    monkeypatch.setattr("course_lib.tokenizer.train_tokenizer", lambda recipe, **kw: (_ for _ in ()).throw(
+        RuntimeError(f"retrain: {recipe['steps']}")))
+    with pytest.raises(RuntimeError, match="retrain: 120"):
+        get_tokenizer("digits", profile="smoke", device="cpu")
+    assert "hparam steps=7 but 120 is needed" in capsys.readouterr().out
+    save_tokenizer(ImageTokenizer.from_hparams(chosen), "smoke")
+    monkeypatch.setenv("COURSE_SEED", "2")
+    with pytest.raises(RuntimeError, match="retrain"):
+        get_tokenizer("digits", profile="smoke", device="cpu")
+    assert "hparam course_seed=0 but 2 is needed" in capsys.readouterr().out
+
+
+def test_judge_is_loaded_only_for_its_recipe(tmp_path, monkeypatch, capsys):
+    from course_lib.artifacts import save_artifact
+    from course_lib.models.classifier import DigitCNN, classifier_recipe, get_digit_classifier
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    recipe = classifier_recipe("smoke")
+    save_artifact("digit_classifier_smoke", DigitCNN(), recipe, metrics={"test_accuracy": 0.5})
+    assert get_digit_classifier("smoke", "cpu").test_accuracy == 0.5
+    assert "loaded digit classifier" in capsys.readouterr().out
+    save_artifact("digit_classifier_smoke", DigitCNN(hidden=32), dict(recipe, hidden=32), metrics={"test_accuracy": 0.5})
+    monkeypatch.setattr("course_lib.models.classifier.train_digit_classifier",
+                        lambda *a, **kw: (_ for _ in ()).throw(RuntimeError("retrain")))
+    with pytest.raises(RuntimeError, match="retrain"):
+        get_digit_classifier("smoke", "cpu")
+    assert "made by another recipe (hidden=32 (wanted 64))" in capsys.readouterr().out

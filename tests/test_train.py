@@ -44,11 +44,16 @@ def test_fit_is_deterministic_on_cpu():
     assert torch.equal(runs[0], runs[1])
 
 
-def test_fit_budget_stops_early_and_history_continues():
+def test_fit_budget_guard_stops_loudly_and_history_continues(capsys):
+    from course_lib.train import CUT_SHORT
     x, y = _problem()
     model = nn.Linear(4, 1)
-    hist = fit(model, _mse, (x, y), steps=10**6, batch_size=8, max_seconds=0.2)
+    before = len(CUT_SHORT)
+    with pytest.warns(RuntimeWarning, match="CUT SHORT by the wall-clock guard"):
+        hist = fit(model, _mse, (x, y), steps=10**6, batch_size=8, max_seconds=0.2, desc="probe")
     assert hist.stopped_by_budget and hist.steps < 10**6
+    assert f"WARNING: probe: CUT SHORT by the wall-clock guard after {hist.steps} of 1000000 steps" in capsys.readouterr().out
+    assert len(CUT_SHORT) == before + 1
     n = hist.steps
     hist = fit(model, _mse, (x, y), steps=5, history=hist)
     assert hist.steps == n + 5
@@ -80,3 +85,29 @@ def test_fit_errors_are_clear():
 def test_history_first_last_on_short_series():
     h = History(loss=[3.0, 1.0])
     assert h.first_last() == (3.0, 1.0)
+
+
+def test_same_seed_same_numbers_and_course_seed_shifts_them(monkeypatch):
+    """Running the same small training twice gives identical weights and loss curves on the CPU;
+    COURSE_SEED (the robustness-sweep switch) changes the initialisation and the batch order."""
+    from course_lib.device import seed_everything
+    x, y = _problem(96)
+
+    def run():
+        seed_everything(0)
+        model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 1))
+        hist = fit(model, _mse, (x, y), steps=40, batch_size=16, cosine=True, warmup_steps=5)
+        return torch.cat([p.detach().flatten() for p in model.parameters()]), hist.loss
+
+    w1, l1 = run()
+    w2, l2 = run()
+    assert torch.equal(w1, w2) and l1 == l2
+    monkeypatch.setenv("COURSE_SEED", "1")
+    w3, l3 = run()
+    assert not torch.equal(w1, w3) and l1 != l3
+    monkeypatch.setenv("COURSE_SEED", "-1")
+    with pytest.raises(ValueError, match="COURSE_SEED must be a non-negative integer; got -1"):
+        seed_everything(0)
+    monkeypatch.setenv("COURSE_SEED", "x")
+    with pytest.raises(ValueError, match="COURSE_SEED must be a non-negative integer; got 'x'"):
+        seed_everything(0)

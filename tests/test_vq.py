@@ -265,3 +265,17 @@ def test_notebook04_inline_ema_matches_library():
     assert torch.allclose(mine[0], vq.cluster_size)
     assert torch.allclose(mine[1], vq.embed_sum, atol=1e-6)
     assert torch.allclose(mine[2], vq.codebook.data, atol=1e-5)
+
+
+def test_ema_statistics_start_consistent():
+    """A code that no vector chooses must stay where it started (sonnet#272: counts 0 with sums = codes
+    divided such a code by ~eps and flung it away)."""
+    torch.manual_seed(0)
+    vq = VectorQuantizer(16, 4, ema=True, decay=0.99)
+    start = vq.codebook.detach().clone()
+    assert torch.allclose(vq.embed_sum / vq.cluster_size[:, None], start)
+    z = start[:2].reshape(2, 4, 1, 1).repeat(1, 1, 3, 3) + 0.01        # only codes 0 and 1 are ever chosen
+    for _ in range(5):
+        vq.train()(z)
+    moved = (vq.codebook.detach() - start).norm(dim=1)
+    assert moved[2:].max() < 0.05 * start[2:].norm(dim=1).min(), moved

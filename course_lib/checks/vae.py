@@ -31,6 +31,10 @@ def check_reparameterize(fn) -> str:
                             "(don't sample with torch.normal(mu, std), which cuts the graph)")
     z.sum().backward()
     expect(mu.grad is not None and logvar.grad is not None, "gradients did not reach mu and logvar")
+    expect(bool(mu.grad.abs().sum() > 0) or bool(logvar.grad.abs().sum() > 0),
+           "z is connected to mu and logvar, but its gradient with respect to both is zero: a sampler such as "
+           "torch.normal(mu, std) draws z without a differentiable path. Draw the noise alone, then build z "
+           "from mu, sigma and the noise with ordinary tensor arithmetic")
     expect_close("d sum(z) / d mu", mu.grad, torch.ones(1000, 3), hint="z should be mu + something")
     eps = z.detach()                                     # with mu = 0, logvar = 0: z = eps
     expect_close("d sum(z) / d logvar", logvar.grad, 0.5 * eps, atol=1e-4,
@@ -63,3 +67,34 @@ def check_gaussian_kl(fn) -> str:
     expect_close("KL(N(0, I) || N(0, I))", zero, torch.zeros(3), atol=1e-6)
     expect(bool((got >= 0).all()), "a KL divergence is never negative")
     return "matches the closed form, one value per example"
+
+
+@exercise_check("importance-sampled log-likelihood")
+def check_log_mean_weight(fn) -> str:
+    """fn(log_w (K, B)) -> (B,) log of the average importance weight, log (1/K) sum_k exp(log_w[k, b])."""
+    gen = torch.Generator().manual_seed(5)
+    log_w = -400.0 + 3.0 * torch.randn(10, 4, generator=gen, dtype=torch.float64)   # real VAE scale: ~ -100s nats
+    log_w = log_w.float()
+    got = fn(log_w.clone())
+    expect(isinstance(got, torch.Tensor), f"return a tensor of shape (4,); got {type(got).__name__}")
+    if tuple(got.shape) == (10,):
+        expect(False, "you reduced over the images instead of over the K samples: log_w is (K, B), "
+                      "reduce dim 0 and keep one value per image")
+    expect_shape("the estimate for 4 images from K = 10 samples", got, (4,))
+    got = got.detach().double()
+    lw = log_w.double()
+    want = torch.logsumexp(lw, 0) - math.log(10)
+    expect(bool(torch.isfinite(got).all()),
+           f"got {got.tolist()}: exp(-400) underflows to 0 in floating point, and log 0 = -inf. Take the largest "
+           "log-weight out before exponentiating and add it back after the log")
+    if torch.allclose(got, lw.mean(0), atol=1e-3):
+        expect(False, "you averaged the log-weights: that is the ELBO, which Jensen's inequality puts below "
+                      "log p(x). Average the weights themselves, then take the log")
+    if torch.allclose(got, want + math.log(10), atol=1e-3):
+        expect(False, f"your values are log K = log 10 = {math.log(10):.3f} too large: you summed the weights; "
+                      "the estimate is the log of their *average*")
+    expect_close("log of the mean weight", got, want, atol=1e-3,
+                 hint="the log of an average of exponentials, computed without leaving the log domain")
+    one = fn(log_w[:1].clone()).detach().double()
+    expect_close("the K = 1 estimate (it must equal that single log-weight)", one, lw[0], atol=1e-3)
+    return "stable for log-weights near -400 nats, with the 1/K inside the log"

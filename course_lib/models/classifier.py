@@ -17,7 +17,7 @@ from torch import nn
 
 from ..validate import check_codes, check_device, check_int, check_tensor, to_model
 
-__all__ = ["DigitCNN", "get_digit_classifier", "predict_digits", "digit_accuracy", "train_digit_classifier"]
+__all__ = ["DigitCNN", "classifier_recipe", "get_digit_classifier", "predict_digits", "digit_accuracy", "train_digit_classifier"]
 
 
 class DigitCNN(nn.Module):
@@ -81,20 +81,32 @@ def digit_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return float((predict_digits(model, x).cpu() == y.cpu()).float().mean())
 
 
-def train_digit_classifier(x: torch.Tensor, y: torch.Tensor, *, steps: int, device=None, seed: int = 0):
+def train_digit_classifier(x: torch.Tensor, y: torch.Tensor, *, steps: int, device=None, seed: int = 0,
+                           batch_size: int = 64, lr: float = 2e-3, hidden: int = 64, dropout: float = 0.3):
     """Train a :class:`DigitCNN` on x (N, 1, 28, 28), y (N,); returns ``(model, history)``."""
     from ..device import seed_everything
     from ..train import fit
     seed_everything(seed)
-    model = DigitCNN()
-    history = fit(model, _loss, (x, y), steps=steps, batch_size=64, lr=2e-3, device=device, seed=seed,
+    model = DigitCNN(hidden=hidden, dropout=dropout)
+    history = fit(model, _loss, (x, y), steps=steps, batch_size=batch_size, lr=lr, device=device, seed=seed,
                   cosine=True, desc="digit classifier")
     return model.eval(), history
+
+
+def classifier_recipe(profile=None) -> dict:
+    """Everything that shapes the judge's weights; its hash is the artifact's identity."""
+    from ..device import seed_offset
+    from ..profiles import get_profile
+    profile = get_profile(profile)
+    return dict(version=1, data="mnist5k-train", hidden=64, dropout=0.3, batch_size=64, lr=2e-3,
+                steps=profile.choose(smoke=150, classroom=800, gpu=2000), course_seed=seed_offset())
 
 
 def get_digit_classifier(profile=None, device=None, *, verbose: bool = True) -> DigitCNN:
     """The judge: loads artifact ``digit_classifier_<profile>`` or trains it on the MNIST-5k train split.
 
+    The artifact is used only when it was made by exactly :func:`classifier_recipe` (its stored
+    hyperparameters and training settings match); otherwise it is retrained and saved.
     Prints one line: loaded or trained, and its accuracy on the 500 test digits. The model has an
     attribute ``test_accuracy``.
     """
@@ -106,25 +118,25 @@ def get_digit_classifier(profile=None, device=None, *, verbose: bool = True) -> 
     profile = get_profile(profile)
     device = torch.device(device) if device is not None else pick_device()
     name = f"digit_classifier_{profile.name}"
-    loaded = load_artifact(name, lambda hp: DigitCNN(hidden=hp["hidden"]), verbose=False)
+    recipe = classifier_recipe(profile)
+    loaded = load_artifact(name, lambda hp: DigitCNN(hidden=hp["hidden"], dropout=hp["dropout"]), recipe=recipe,
+                           verbose=verbose, say_loaded=False)
     if loaded is not None:
         model, meta = loaded
         model.test_accuracy = meta["metrics"]["test_accuracy"]
         if verbose:
-            print(f"loaded digit classifier {name!r} from data/artifacts "
-                  f"(test accuracy {model.test_accuracy:.1%})")
+            print(f"loaded digit classifier {name!r} from data/artifacts (test accuracy {model.test_accuracy:.1%})")
         return model.to(device).eval()
     dd = load_digits(verbose=False)
     xtr, ytr = as_tensors(dd["train"])
     xte, yte = as_tensors(dd["test"])
-    steps = profile.choose(smoke=150, classroom=800, gpu=2000)
     start = time.perf_counter()
-    model, _ = train_digit_classifier(xtr, ytr, steps=steps, device=device)
+    model, _ = train_digit_classifier(xtr, ytr, steps=recipe["steps"], device=device, batch_size=recipe["batch_size"],
+                                      lr=recipe["lr"], hidden=recipe["hidden"], dropout=recipe["dropout"])
     seconds = time.perf_counter() - start
     model.test_accuracy = digit_accuracy(model, xte, yte)
-    save_artifact(name, model, {"hidden": 64, "steps": steps},
-                  metrics={"test_accuracy": model.test_accuracy, "train_seconds": seconds})
+    save_artifact(name, model, recipe, metrics={"test_accuracy": model.test_accuracy, "train_seconds": seconds})
     if verbose:
-        print(f"trained digit classifier {name!r} in {seconds:.0f} s ({steps} steps on the 4,500 train digits; "
-              f"test accuracy {model.test_accuracy:.1%}); saved to data/artifacts")
+        print(f"trained digit classifier {name!r} in {seconds:.0f} s ({recipe['steps']} steps on the 4,500 train "
+              f"digits; test accuracy {model.test_accuracy:.1%}); saved to data/artifacts")
     return model.to(device).eval()

@@ -173,7 +173,10 @@ class VectorQuantizer(nn.Module):
         if not cosine:
             init = init * 0.1  # small codes near the origin, as in common VQ-VAE code
         self.codebook = nn.Parameter(init, requires_grad=not self.ema)
-        self.register_buffer("cluster_size", torch.zeros(num_codes))       # EMA counts (EMA mode)
+        # EMA counts and sums start consistent: every code "has seen" one vector, itself, so
+        # embed_sum / cluster_size = the initial code. (Counts 0 with sums = codes would divide a
+        # code that the first batches miss by ~eps and fling it far away; sonnet#272.)
+        self.register_buffer("cluster_size", torch.ones(num_codes))        # EMA counts (EMA mode)
         self.register_buffer("embed_sum", init.clone())                   # EMA sums (EMA mode)
         self.register_buffer("usage", torch.ones(num_codes))               # EMA counts for dead codes
         self.register_buffer("initialized", torch.tensor(not self.kmeans_init))
