@@ -299,7 +299,11 @@ BAD = [
     ("vqvae.encode-meta", lambda: vqvae().encode(meta_images()), ValueError, ["x", "must hold data", "meta"]),
     ("vqvae.forward-size", lambda: vqvae()(torch.rand(1, 1, 24, 24)), ValueError, ["x", "(B, 1, 28, 28)", "(1, 1, 24, 24)"]),
     ("vqvae.decode-range", lambda: vqvae().decode(torch.full((1, 7, 7), 9)), ValueError, ["indices", "0..7", "from 9"]),
-    ("VQVAE-downsample", lambda: VQVAE(VectorQuantizer(8, 4), downsample=3), ValueError, ["downsample", "(2, 4, 8)", "3"]),
+    ("VQVAE-downsample", lambda: VQVAE(VectorQuantizer(8, 16), downsample=3), ValueError, ["downsample", "(2, 4, 8)", "3"]),
+    ("VQVAE-quantizer-width", lambda: VQVAE(VectorQuantizer(8, 4), dim=16), ValueError,
+     ["quantizer", "width dim=16", "width 4"]),
+    ("VQVAE-quantizer-str", lambda: VQVAE("vq"), TypeError, ["quantizer", "quantizer module", "str"]),
+    ("VQVAE-hidden", lambda: VQVAE(VectorQuantizer(8, 16), hidden=0), ValueError, ["hidden", ">= 2", "0"]),
     ("build_quantizer-kind", lambda: build_quantizer("vqq"), ValueError, ["kind", "'vq', 'fsq', 'rvq'", "'vqq'"]),
 
     # --- PCA
@@ -511,6 +515,12 @@ BAD = [
     ("transformer-too-long", lambda: gpt()(torch.zeros(1, 17, dtype=torch.long)), ValueError,
      ["17 tokens", "block_size=16"]),
     ("transformer-cache-type", lambda: gpt()(prompt(), cache="yes"), TypeError, ["cache", "KVCache", "str"]),
+    ("TransformerConfig-grid-float", lambda: TransformerConfig(20, 12, 8, (2.5, 2)), TypeError,
+     ["grid[0]", "int", "2.5"]),
+    ("TransformerConfig-dropout", lambda: TransformerConfig(20, 12, 8, (2, 2), dropout=1.5), ValueError,
+     ["dropout", "<= 1.0", "1.5"]),
+    ("TransformerConfig-dropout-nan", lambda: TransformerConfig(20, 12, 8, (2, 2), dropout=NAN), ValueError,
+     ["dropout", "finite", "nan"]),
     ("TransformerConfig-heads", lambda: TransformerConfig(20, 12, 8, (2, 2), d_model=10, n_head=4), ValueError,
      ["d_model", "divisible by n_head", "d_model=10, n_head=4"]),
 

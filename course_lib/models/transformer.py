@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..text_tokens import token_modality
-from ..validate import check_codes, check_int, check_tensor, to_model
+from ..validate import check_codes, check_float, check_int, check_tensor, to_model
 
 
 @dataclass
@@ -50,9 +50,12 @@ class TransformerConfig:
         check_int("d_model", self.d_model, min_value=1)
         if self.d_model % self.n_head:
             raise ValueError(f"d_model must be divisible by n_head; got d_model={self.d_model}, n_head={self.n_head}")
-        self.grid = tuple(int(g) for g in self.grid)
-        if len(self.grid) != 2 or min(self.grid) < 1:
-            raise ValueError(f"grid must be (h, w) with positive sizes; got {self.grid}")
+        if not isinstance(self.grid, (tuple, list)) or len(self.grid) != 2:
+            raise ValueError(f"grid must be (h, w) with positive sizes; got {self.grid!r}")
+        self.grid = tuple(check_int(f"grid[{i}]", g, min_value=1) for i, g in enumerate(self.grid))
+        check_float("dropout", self.dropout, min_value=0.0, max_value=1.0)
+        if self.dropout == 1.0:
+            raise ValueError("dropout must be < 1 (1 drops everything); got 1.0")
 
 
 class KVCache:

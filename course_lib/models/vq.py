@@ -451,7 +451,14 @@ class VQVAE(nn.Module):
         super().__init__()
         self.channels = check_int("channels", channels, min_value=1)
         self.dim = check_int("dim", dim, min_value=1)
-        if downsample not in DOWNSAMPLE:
+        check_int("hidden", hidden, min_value=2)
+        if not isinstance(quantizer, nn.Module):
+            raise TypeError(f"quantizer must be a quantizer module (e.g. build_quantizer('vq', dim={dim})); got "
+                            f"{type(quantizer).__name__}")
+        if getattr(quantizer, "dim", dim) != dim:
+            raise ValueError(f"quantizer must work on vectors of width dim={dim}; got a quantizer of width "
+                             f"{quantizer.dim}")
+        if isinstance(downsample, bool) or downsample not in DOWNSAMPLE:
             raise ValueError(f"downsample must be one of {DOWNSAMPLE}; got {downsample!r}")
         self.downsample = downsample
         self.image_size = check_int("image_size", image_size, min_value=8)
