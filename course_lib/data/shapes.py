@@ -97,6 +97,11 @@ def check_scene(scene, *, allow_empty: bool = False) -> list[ShapeSpec]:
     return list(scene)
 
 
+def _check_rng(rng) -> None:
+    if rng is not None and not isinstance(rng, random.Random):
+        raise TypeError(f"rng must be a random.Random (e.g. random.Random(0)) or None; got {type(rng).__name__}")
+
+
 def _where(position: str, word: str) -> str:
     return word if position == "center" else f"{word} corner"
 
@@ -105,6 +110,7 @@ def describe(scene: list[ShapeSpec], rng: random.Random | None = None, variant: 
     """A caption for ``scene`` (a non-empty list of :class:`ShapeSpec` at different positions);
     synonyms and template drawn from ``rng`` (or fixed by ``variant``, an int >= 0)."""
     check_scene(scene)
+    _check_rng(rng)
     if variant is not None:
         check_int("variant", variant, min_value=0)
     rng = rng or random.Random(0 if variant is None else variant)
@@ -171,6 +177,7 @@ def render(scene: list[ShapeSpec], image_size: int = 24, rng: random.Random | No
     """
     check_scene(scene, allow_empty=True)
     check_int("image_size", image_size, min_value=12, max_value=128)
+    _check_rng(rng)
     rng = rng or random.Random(0)
     ss = _SUPERSAMPLE
     xx, yy = _fine_grid(image_size)

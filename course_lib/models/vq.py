@@ -60,14 +60,19 @@ def _unflatten(flat: torch.Tensor, shape) -> torch.Tensor:
 def nearest_code(vectors: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     """Index of the nearest code (squared Euclidean distance) for each vector.
 
-    vectors: (N, D) finite; codebook: (K, D) finite, K >= 1 -> (N,) long. Uses ||v||^2 - 2 v.c + ||c||^2,
-    without building an (N, K, D) tensor.
+    vectors: (N, D) finite; codebook: (K, D) finite, K >= 1, on the same device -> (N,) long. Uses
+    ||v||^2 - 2 v.c + ||c||^2, without building an (N, K, D) tensor. Vectors of another float dtype
+    (float64) are converted to the codebook's.
     """
     check_tensor("vectors", vectors, ndim=2, floating=True, finite=True)
     check_tensor("codebook", codebook, ndim=2, floating=True, finite=True, nonempty=True, what="code")
     if vectors.shape[1] != codebook.shape[1]:
         raise ValueError(f"vectors and codebook must have the same width D; got {vectors.shape[1]} and "
                          f"{codebook.shape[1]}")
+    if vectors.device != codebook.device:
+        raise ValueError(f"vectors must be on the codebook's device ({codebook.device}); got a tensor on "
+                         f"{vectors.device}")
+    vectors = vectors.to(codebook.dtype)
     d = (vectors.pow(2).sum(1, keepdim=True) - 2 * vectors @ codebook.t()
          + codebook.pow(2).sum(1)[None, :])
     return d.argmin(dim=1)
