@@ -309,6 +309,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     from .paths import build_dir
     paths = [Path(p) for p in args.notebooks] or default_notebooks()
+    folders = [str(p) for p in paths if p.is_dir()]
+    if folders:
+        print(f"error: a notebook must be an .ipynb file; got the folder {', '.join(folders)} "
+              f"(to convert every notebook in it, list them: {folders[0]}/*.ipynb)", file=sys.stderr)
+        return 1
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         print(f"error: no such notebook: {', '.join(missing)}", file=sys.stderr)

@@ -406,6 +406,11 @@ def test_marker_error_still_one_line_and_all_errors_are_student_edition_errors(s
     assert not (tmp_path / "out").exists()
 
 
+def test_a_folder_is_not_a_notebook(tmp_path, cli):
+    _one_error_line(cli("--out", tmp_path / "out", tmp_path), "must be an .ipynb file", "got the folder", str(tmp_path))
+    assert not (tmp_path / "out").exists()
+
+
 def test_missing_notebook_is_a_usage_error(tmp_path, cli):
     done = cli("--out", tmp_path / "out", tmp_path / "nope.ipynb")
     assert done.returncode == 2
