@@ -4,7 +4,7 @@
 Each (threads, seed) run gets its own build and data folders under ``build/sweep/`` (artifacts are
 trained for that seed, nothing is shared), executes the notebooks with ``scripts/run_course.py``, and
 the sweep prints one line per notebook and run: ok/failed and the line each check cell printed
-starting with ``smoke checks read:`` (the numbers the checks compare with their thresholds).
+starting with ``read by the checks:`` (the numbers the checks compare with their thresholds).
 
 Usage: python scripts/smoke_sweep.py [notebook stems ...] [--threads 1 2] [--seeds 0 1 2]
 Exit status 1 when any run failed.
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def checks_read(executed: Path) -> list[str]:
-    """The 'smoke checks read: ...' lines an executed notebook printed."""
+    """The 'read by the checks: ...' lines an executed notebook printed."""
     if not executed.exists():
         return []
     lines = []
@@ -30,7 +30,7 @@ def checks_read(executed: Path) -> list[str]:
         for out in cell.get("outputs", []):
             text = out.get("text", "")
             text = "".join(text) if isinstance(text, list) else text
-            lines += [ln.strip() for ln in text.splitlines() if ln.strip().startswith("smoke checks read:")]
+            lines += [ln.strip() for ln in text.splitlines() if ln.strip().startswith("read by the checks:")]
     return lines
 
 
@@ -54,7 +54,7 @@ def main(argv=None) -> int:
             for item in course["notebooks"]:
                 failed |= item["status"] != "ok"
                 read = checks_read(run_dir / "build" / "notebooks" / f"{item['notebook']}.ipynb")
-                detail = item["error"] if item["status"] != "ok" else " | ".join(read) or "(no smoke checks line)"
+                detail = item["error"] if item["status"] != "ok" else " | ".join(read) or "(no 'read by the checks' line)"
                 print(f"   {item['notebook']:<30} {item['status']:<6} {item['wall_seconds']:6.1f} s  {detail}", flush=True)
     return 1 if failed else 0
 
