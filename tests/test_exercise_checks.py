@@ -265,3 +265,28 @@ def test_stubs_are_todo():
         with pytest.raises(ExerciseError) as info:
             check(stub)
         assert info.value.status == "todo"
+
+
+# ------------------------------------------------------------------ the notebooks' exercise cells
+@pytest.mark.parametrize("stem", ["01_autoencoders", "02_variational_autoencoders", "03_vq_vae",
+                                  "04_vector_quantization"])
+def test_notebook_exercises_nbgrader_metadata_and_hints(stem):
+    """At least 3 exercises, each with nbgrader metadata and a hint that names no code (no calls, no torch.)."""
+    import re
+    from pathlib import Path
+
+    import nbformat
+
+    from course_lib.student import HINT, exercise_cells
+    nb = nbformat.read(Path(__file__).resolve().parents[1] / "notebooks" / f"{stem}.ipynb", as_version=4)
+    cells = exercise_cells(nb)
+    assert len(cells) >= 3, f"{stem}: {len(cells)} exercises"
+    for n, i in enumerate(cells, 1):
+        meta = nb.cells[i].metadata
+        assert "exercise" in meta.tags
+        assert meta["nbgrader"] == {"grade": False, "grade_id": f"{stem}-ex{n}", "locked": False,
+                                    "schema_version": 3, "solution": True, "task": False}
+        hints = [line.strip()[len(HINT):] for line in nb.cells[i].source.splitlines() if line.strip().startswith(HINT)]
+        assert hints, f"{stem} exercise {n} has no hint"
+        for hint in hints:
+            assert not re.search(r"\w\(|torch\.|\.detach|\*\*|@", hint), f"{stem} exercise {n}: the hint shows code: {hint}"
