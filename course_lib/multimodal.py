@@ -239,12 +239,14 @@ def diversity(spans: torch.Tensor, groups: Sequence) -> float:
 def count_copies(spans: torch.Tensor, training_codes: torch.Tensor) -> int:
     """How many generated code grids (N, h*w) equal some training grid exactly (memorisation).
 
-    training_codes: (M, h, w) or (M, h*w) with the same h*w.
+    training_codes: (..., h, w) or (..., h*w) with the same h*w, any leading axes (e.g. (M, versions,
+    h, w): every version of every training image counts).
     """
     check_tensor("spans", spans, ndim=2)
     check_tensor("training_codes", training_codes)
-    if training_codes.ndim < 1 or (training_codes.numel() and training_codes[0].numel() != spans.shape[1]):
-        raise ValueError(f"training_codes must hold grids of {spans.shape[1]} codes like spans; got shape "
-                         f"{tuple(training_codes.shape)}")
+    n, shape = spans.shape[1], tuple(training_codes.shape)
+    if not ((len(shape) >= 1 and shape[-1] == n) or (len(shape) >= 2 and shape[-2] * shape[-1] == n)):
+        raise ValueError(f"training_codes must hold grids of {n} codes like spans, shape (..., h, w) or "
+                         f"(..., {n}); got shape {shape}")
     train = {tuple(r) for r in training_codes.reshape(-1, spans.shape[1]).tolist()}
     return sum(tuple(r) in train for r in spans.reshape(len(spans), -1).tolist())

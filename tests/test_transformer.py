@@ -170,3 +170,12 @@ def test_exercise_checks_accept_right_and_reject_wrong():
         raise NotImplementedError("write the mask")
     with pytest.raises(ExerciseError, match="not yet implemented"):
         check_causal_mask(stub)
+
+
+def test_count_copies_accepts_versions_of_each_training_grid():
+    """Notebook 05 passes codes of shape (M, versions, h, w) (shifted copies of each digit)."""
+    from course_lib.multimodal import count_copies
+    train = torch.arange(2 * 3 * 2 * 2).reshape(2, 3, 2, 2)
+    spans = torch.stack([train[1, 2].flatten(), torch.full((4,), 99)])
+    assert count_copies(spans, train) == 1
+    assert count_copies(spans, train.reshape(6, 4)) == count_copies(spans, train[:, :, None]) == 1
