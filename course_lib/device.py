@@ -84,6 +84,21 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def deterministic(device: torch.device | str) -> bool:
+    """Ask torch for deterministic algorithms where it has them, on the CPU; return whether it did.
+
+    On the CPU a few backward passes accumulate in parallel in an order that changes from run to run
+    (indexing a codebook, ``codebook[idx]``, is one), so two runs of a notebook would differ in the
+    last digits. With this on, the same profile gives the same numbers on the same machine. On CUDA
+    it stays off: some kernels the course uses (``index_add_`` in the EMA update, attention) have no
+    deterministic version there, so GPU runs are reproducible only up to such last-digit differences.
+    """
+    if torch.device(device).type != "cpu":
+        return False
+    torch.use_deterministic_algorithms(True, warn_only=True)  # an op without a deterministic version warns
+    return True
+
+
 def environment_report(device: torch.device | None = None) -> dict:
     """Versions, device and thread count, as a flat dict of strings/numbers."""
     import matplotlib

@@ -393,15 +393,17 @@ def write_report(directory: Path | None = None, out: Path | None = None, html_ou
 
 
 def start_notebook(notebook: str, seed: int = 0) -> NotebookRun:
-    """First cell of every notebook: seed everything, pick profile and device, start the clock.
+    """First cell of every notebook: seed everything, pick profile and device, start the clock, and on
+    the CPU ask torch for deterministic algorithms (same profile, same numbers: :func:`course_lib.device.deterministic`).
 
     Prints one line (profile, device, torch version) and returns the :class:`NotebookRun`.
     """
     import torch
 
-    from .device import seed_everything
+    from .device import deterministic, seed_everything
     seed_everything(seed)
     run = NotebookRun(notebook)
+    deterministic(run.device)
     amp = "bf16 autocast" if run.device.type == "cuda" else "float32"
     print(f"{notebook} | profile: {run.profile} | device: {run.device} ({amp}) | torch {torch.__version__}")
     return run

@@ -111,3 +111,25 @@ def test_same_seed_same_numbers_and_course_seed_shifts_them(monkeypatch):
     monkeypatch.setenv("COURSE_SEED", "x")
     with pytest.raises(ValueError, match="COURSE_SEED must be a non-negative integer; got 'x'"):
         seed_everything(0)
+
+
+def test_deterministic_mode_makes_codebook_gradients_repeat():
+    """Indexing a codebook accumulates its gradient in parallel on the CPU; in the deterministic mode
+    that start_notebook turns on (CPU only) every backward pass gives the same bits."""
+    from course_lib.device import deterministic
+    before = torch.are_deterministic_algorithms_enabled()
+    try:
+        assert deterministic("cpu") and torch.are_deterministic_algorithms_enabled()
+        g = torch.Generator().manual_seed(0)
+        codebook = torch.randn(512, 16, generator=g, requires_grad=True)
+        idx = torch.randint(0, 512, (64 * 49,), generator=g)
+        w = torch.randn(64 * 49, 16, generator=g)
+        grads = []
+        for _ in range(10):
+            codebook.grad = None
+            (codebook[idx] * w).sum().backward()
+            grads.append(codebook.grad.clone())
+        assert all(torch.equal(grads[0], other) for other in grads)
+        assert not deterministic("meta")   # anything but the CPU: left as it is
+    finally:
+        torch.use_deterministic_algorithms(before)
