@@ -34,6 +34,11 @@ def guided_logits(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> tor
     check_tensor("cond", cond, ndim=2, floating=True, finite=True)
     check_tensor("uncond", uncond, shape=tuple(cond.shape), floating=True, finite=True)
     check_float("scale", scale, min_value=0.0)
+    return _guide(cond, uncond, scale)
+
+
+def _guide(cond, uncond, scale):
+    """:func:`guided_logits` without its checks (see :func:`_filter`)."""
     return uncond + scale * (cond - uncond)
 
 
@@ -47,15 +52,16 @@ def _check_logits(logits: torch.Tensor) -> torch.Tensor:
     return logits
 
 
-def filter_logits(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int | None = None,
-                  allowed: torch.Tensor | None = None) -> torch.Tensor:
-    """logits: (B, V) -> (B, V) with disallowed ids and all but the ``top_k`` best set to -inf,
-    divided by ``temperature`` (a finite number > 0). allowed: (V,) or (B, V) bool.
+def _check_temperature_top_k(temperature, top_k) -> None:
+    """temperature: a finite number >= 0 (0 = greedy); top_k: None or an int >= 1."""
+    check_float("temperature", temperature, min_value=0.0)
+    if top_k is not None:
+        check_int("top_k", top_k, min_value=1)
 
-    logits may hold -inf (a forbidden id) but no NaN or +inf; every row must keep at least one id.
-    """
+
+def _check_filter_inputs(logits, top_k, allowed) -> None:
+    """The checks of :func:`filter_logits` (logits, top_k, the allowed mask), without filtering."""
     _check_logits(logits)
-    check_float("temperature", temperature, min_value=0.0, strict_min=True)
     if top_k is not None:
         check_int("top_k", top_k, min_value=1)
     logits = logits.float()
@@ -67,10 +73,32 @@ def filter_logits(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int 
                              f"got shape {tuple(allowed.shape)}")
         if not bool(allowed.any(-1).all()):
             raise ValueError("allowed must allow at least one token in every row")
-        logits = logits.masked_fill(~allowed.to(logits.device), float("-inf"))
-    if logits.numel() and not bool(torch.isfinite(logits).any(-1).all()):
+        masked = logits.masked_fill(~allowed.to(logits.device), float("-inf"))
+    else:
+        masked = logits
+    if masked.numel() and not bool(torch.isfinite(masked).any(-1).all()):
         raise ValueError("logits must leave at least one id with a finite score in every row; got a row "
                          "where every id is -inf (forbidden)")
+
+
+def filter_logits(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int | None = None,
+                  allowed: torch.Tensor | None = None) -> torch.Tensor:
+    """logits: (B, V) -> (B, V) with disallowed ids and all but the ``top_k`` best set to -inf,
+    divided by ``temperature`` (a finite number > 0). allowed: (V,) or (B, V) bool.
+
+    logits may hold -inf (a forbidden id) but no NaN or +inf; every row must keep at least one id.
+    """
+    check_float("temperature", temperature, min_value=0.0, strict_min=True)
+    _check_filter_inputs(logits, top_k, allowed)
+    return _filter(logits, temperature, top_k, allowed)
+
+
+def _filter(logits, temperature, top_k, allowed):
+    """:func:`filter_logits` without its checks: what :func:`generate` runs at every step on inputs it
+    checked once (no per-token host round-trip for validation)."""
+    logits = logits.float()
+    if allowed is not None:
+        logits = logits.masked_fill(~allowed.to(logits.device), float("-inf"))
     logits = logits / temperature
     if top_k is not None:
         k = min(top_k, logits.shape[-1])
@@ -83,14 +111,18 @@ def sample_next(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int | 
                 allowed: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
     """logits: (B, V) -> next ids (B,) long. ``temperature`` a finite number >= 0; 0 means greedy
     (argmax, where ``top_k`` changes nothing but is still checked)."""
-    check_float("temperature", temperature, min_value=0.0)
-    if top_k is not None:
-        check_int("top_k", top_k, min_value=1)
+    _check_temperature_top_k(temperature, top_k)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
+    _check_filter_inputs(logits, top_k, allowed)
+    return _sample(logits, temperature, top_k, allowed, generator)
+
+
+def _sample(logits, temperature, top_k, allowed, generator):
+    """:func:`sample_next` without its checks (see :func:`_filter`)."""
     if temperature == 0:
-        return filter_logits(logits, allowed=allowed).argmax(-1)
-    probs = filter_logits(logits, temperature=temperature, top_k=top_k, allowed=allowed).softmax(-1)
+        return _filter(logits, 1.0, None, allowed).argmax(-1)
+    probs = _filter(logits, temperature, top_k, allowed).softmax(-1)
     gen_device = generator.device if generator is not None else probs.device
     return torch.multinomial(probs.to(gen_device), 1, generator=generator).squeeze(1).to(logits.device)
 
@@ -134,12 +166,12 @@ def generate(model, prompt: torch.Tensor, steps: int, *, temperature: float = 1.
                          f"{tuple(prompt.shape)}")
     check_codes("prompt", prompt, model.config.vocab_size)
     check_int("steps", steps, min_value=1)
-    check_float("temperature", temperature, min_value=0.0)
-    if top_k is not None:
-        check_int("top_k", top_k, min_value=1)
+    _check_temperature_top_k(temperature, top_k)
     check_float("guidance_scale", guidance_scale, min_value=0.0)
     if stop_id is not None:
         check_int("stop_id", stop_id, min_value=0, max_value=model.config.vocab_size - 1)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
     if allowed is not None and not callable(allowed):
         raise TypeError(f"allowed must be a function allowed(step, generated) -> (V,) bool, or None; "
                         f"got {type(allowed).__name__}")
@@ -175,9 +207,10 @@ def generate(model, prompt: torch.Tensor, steps: int, *, temperature: float = 1.
             logits = [model(f, cache=c)[:, -1] for f, c in zip(feeds, caches)]
         else:
             logits = [model(torch.cat([c, out], dim=1))[:, -1] for c in contexts]
-        scores = guided_logits(logits[0], logits[1], guidance_scale) if guided else logits[0]
+        # inputs were checked once above; per step only the arithmetic runs (no validation round-trips)
+        scores = _guide(logits[0], logits[1], guidance_scale) if guided else logits[0]
         mask = allowed(step, out) if allowed is not None else None
-        nxt = sample_next(scores, temperature=temperature, top_k=top_k, allowed=mask, generator=generator)
+        nxt = _sample(scores, temperature, top_k, mask, generator)
         nxt = torch.where(done, torch.full_like(nxt, PAD), nxt)
         out = torch.cat([out, nxt[:, None]], dim=1)
         if stop_id is not None:
@@ -225,9 +258,7 @@ def draw(model, vocab: MixedVocabulary, captions: list[str], *, temperature: flo
     for i, c in enumerate(captions):
         if not isinstance(c, str):
             raise TypeError(f"captions[{i}] must be a string; got {type(c).__name__} {c!r:.60}")
-    check_float("temperature", temperature, min_value=0.0)
-    if top_k is not None:
-        check_int("top_k", top_k, min_value=1)
+    _check_temperature_top_k(temperature, top_k)
     check_float("guidance_scale", guidance_scale, min_value=0.0)
     check_int("batch_size", batch_size, min_value=1)
     encoded = [vocab.encode_text(c, unknown=unknown) for c in captions]
@@ -290,9 +321,7 @@ def describe_images(model, vocab: MixedVocabulary, codes: torch.Tensor, *, tempe
     if tuple(codes.shape[1:]) != vocab.grid:
         raise ValueError(f"codes must have shape (N, {vocab.grid[0]}, {vocab.grid[1]}); got {tuple(codes.shape)}")
     check_codes("codes", codes, vocab.num_codes)
-    check_float("temperature", temperature, min_value=0.0)
-    if top_k is not None:
-        check_int("top_k", top_k, min_value=1)
+    _check_temperature_top_k(temperature, top_k)
     check_int("max_words", max_words, min_value=1)
     check_int("batch_size", batch_size, min_value=1)
     if len(codes) == 0:
