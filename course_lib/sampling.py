@@ -19,7 +19,7 @@ from typing import Callable
 
 import torch
 
-from .text_tokens import BOI, BOS, BOT, EOI, EOT, PAD, MixedVocabulary
+from .vocabulary import BOI, BOS, BOT, EOI, EOT, PAD, MixedVocabulary
 from .validate import as_int, check_codes, check_float, check_int, check_tensor
 
 AllowedFn = Callable[[int, torch.Tensor], torch.Tensor]

@@ -29,14 +29,14 @@ from course_lib.models.vae import (VAE, active_units, bernoulli_baseline_nll, be
                                    posterior_means, reparameterize, traverse)
 from course_lib.models.vq import (FSQ, VQVAE, ResidualVQ, VectorQuantizer, build_quantizer, code_counts, kmeans,
                                   nearest_code, perplexity)
-from course_lib.multimodal import (MixedSequenceData, attribute_scores, count_copies, diversity, mixed_sequence_loss,
-                                   parse_digit, parse_shape_caption, segment_weights)
+from course_lib.mixed_data import MixedSequenceData, mixed_sequence_loss, segment_weights
+from course_lib.scoring import attribute_scores, count_copies, diversity, parse_digit, parse_shape_caption
 from course_lib.sampling import (describe_images, draw, filter_logits, generate, guided_logits, sample_next,
                                  spans_to_images, text_to_image_prompt, valid_image_spans)
-from course_lib.text_tokens import (BOS, BOT, MixedVocabulary, WordTokenizer, build_sequence, pad_sequences,
+from course_lib.vocabulary import (BOS, BOT, MixedVocabulary, WordTokenizer, build_sequence, pad_sequences,
                                     segment_ids, sequence_table, split_words)
-from course_lib.tokenizer import (ImageTokenizer, build_vqvae, evaluate_tokenizer, get_tokenizer, tokenizer_data,
-                                  tokenizer_recipe)
+from course_lib.image_tokenizer import (ImageTokenizer, build_vqvae, evaluate_tokenizer, get_tokenizer,
+                                       tokenizer_data, tokenizer_recipe)
 
 NAN, INF = float("nan"), float("inf")
 HAS_CUDA = torch.cuda.is_available()
@@ -408,8 +408,8 @@ BAD = [
      ["image_ids", "4 ids", "got 3"]),
     ("build_sequence-image-ids", lambda: build_sequence(vocab(), [], [0, 1, 2, 3]), ValueError,
      ["image_ids", "image-code ids", "outside"]),
-    ("build_sequence-order", lambda: build_sequence(vocab(), [], [vocab().image_offset] * 4, order="txt"), ValueError,
-     ["order", "'text_first'", "'txt'"]),
+    ("build_sequence-direction", lambda: build_sequence(vocab(), [], [vocab().image_offset] * 4, direction="txt"),
+     ValueError, ["direction", "'t2i'", "'txt'"]),
     ("segment_ids-float", lambda: segment_ids(torch.zeros(1, 4)), TypeError, ["seq", "integer tensor", "float32"]),
     ("pad_sequences-empty", lambda: pad_sequences([]), ValueError, ["seqs", "at least one sequence", "empty"]),
     ("pad_sequences-too-long", lambda: pad_sequences([[1, 2, 3]], length=2), ValueError, ["3 tokens", "length=2"]),

@@ -5,7 +5,7 @@ import torch
 from course_lib.models.transformer import MixedTransformer, TransformerConfig
 from course_lib.sampling import (describe_images, draw, filter_logits, generate, guided_logits, sample_next,
                                  spans_to_images, text_to_image_prompt, valid_image_spans)
-from course_lib.text_tokens import EOI, EOT, PAD, MixedVocabulary, WordTokenizer
+from course_lib.vocabulary import EOI, EOT, PAD, MixedVocabulary, WordTokenizer
 
 WORDS = ["a", "digit", "seven", "the", "two"]
 
@@ -99,7 +99,7 @@ def test_stop_id_pads_after_stop(vocab, model):
 
 
 def test_spans_to_images_decodes_the_codes_before_eoi():
-    from course_lib.tokenizer import ImageTokenizer, tokenizer_recipe
+    from course_lib.image_tokenizer import ImageTokenizer, tokenizer_recipe
     torch.manual_seed(0)
     tok = ImageTokenizer.from_hparams(tokenizer_recipe("shapes", "smoke"))
     vocab = MixedVocabulary(WordTokenizer(WORDS), num_codes=tok.num_codes, grid=tok.grid)

@@ -1,12 +1,12 @@
-"""The mixed-sequence transformer (course_lib.models.transformer) and its loss (course_lib.multimodal)."""
+"""The mixed-sequence transformer (course_lib.models.transformer) and its loss (course_lib.mixed_data)."""
 import pytest
 import torch
 import torch.nn.functional as F
 
 from course_lib.models.transformer import KVCache, MixedTransformer, TransformerConfig
-from course_lib.multimodal import (IMAGE_TO_TEXT, TEXT_TO_IMAGE, MixedSequenceData, mixed_sequence_loss,
-                                   parse_digit, parse_shape_caption, segment_weights)
-from course_lib.text_tokens import PAD, MixedVocabulary, WordTokenizer, build_sequence, pad_sequences
+from course_lib.mixed_data import MixedSequenceData, mixed_sequence_loss, segment_weights
+from course_lib.scoring import parse_digit, parse_shape_caption
+from course_lib.vocabulary import I2T, PAD, T2I, MixedVocabulary, WordTokenizer, build_sequence, pad_sequences
 
 WORDS = ["a", "digit", "seven", "the", "two"]
 
@@ -23,12 +23,12 @@ def make_model(vocab, block_size=24, seed=0):
     return MixedTransformer(cfg).eval()
 
 
-def sequences(vocab, order="text_first"):
+def sequences(vocab, direction="t2i"):
     g = torch.Generator().manual_seed(1)
     out = []
     for caption in ("a seven", "the digit two"):
         codes = torch.randint(0, vocab.num_codes, (6,), generator=g)
-        out.append(build_sequence(vocab, vocab.encode_text(caption), vocab.codes_to_ids(codes).tolist(), order))
+        out.append(build_sequence(vocab, vocab.encode_text(caption), vocab.codes_to_ids(codes).tolist(), direction))
     return pad_sequences(out)
 
 
@@ -45,7 +45,7 @@ def test_causal_no_leak_from_future(vocab):
 
 def test_cached_logits_match_full_forward(vocab):
     model = make_model(vocab)
-    seq = sequences(vocab, "image_first")
+    seq = sequences(vocab, "i2t")
     full = model(seq)
     cache = model.new_cache(seq.shape[0])
     parts = [model(seq[:, :4], cache=cache)]            # a prompt chunk
@@ -59,7 +59,7 @@ def test_cached_logits_match_full_forward(vocab):
 def test_image_code_position_independent_of_order(vocab):
     """A code at grid place (r, c) gets the same input vector whether text or image comes first."""
     model = make_model(vocab)
-    t2i, i2t = sequences(vocab, "text_first")[:1], sequences(vocab, "image_first")[:1]
+    t2i, i2t = sequences(vocab, "t2i")[:1], sequences(vocab, "i2t")[:1]
     e1, e2 = model.embed(t2i), model.embed(i2t)
     img1, img2 = vocab.is_image(t2i)[0], vocab.is_image(i2t)[0]
     assert torch.equal(t2i[0][img1], i2t[0][img2])
@@ -92,13 +92,13 @@ def test_too_long_and_bad_inputs(vocab):
 
 def mixed_directions(vocab):
     """Row 0: "a seven" text first (shorter: padded); row 1: "the digit two" image first."""
-    t2i, i2t = sequences(vocab, "text_first"), sequences(vocab, "image_first")
+    t2i, i2t = sequences(vocab, "t2i"), sequences(vocab, "i2t")
     return torch.stack([t2i[0], i2t[1]])
 
 
 def test_segment_weights(vocab):
     seq = mixed_directions(vocab)
-    direction = torch.tensor([TEXT_TO_IMAGE, IMAGE_TO_TEXT])
+    direction = torch.tensor([T2I, I2T])
     w = segment_weights(seq, direction, cond_weight=1 / 8)
     targets = seq[:, 1:]
     assert torch.all(w[targets == PAD] == 0)
@@ -113,7 +113,7 @@ def test_segment_weights(vocab):
 def test_loss_ignores_padding_and_matches_manual(vocab):
     model = make_model(vocab, block_size=30)
     seq = mixed_directions(vocab)
-    direction = torch.tensor([TEXT_TO_IMAGE, IMAGE_TO_TEXT])
+    direction = torch.tensor([T2I, I2T])
     loss, parts = mixed_sequence_loss(model, (seq, direction))
     longer = torch.cat([seq, torch.full((2, 5), PAD)], 1)  # more padding: same loss
     loss2, _ = mixed_sequence_loss(model, (longer, direction))
@@ -130,11 +130,11 @@ def test_loss_ignores_padding_and_matches_manual(vocab):
 def test_mixed_sequence_data(vocab):
     codes = torch.randint(0, vocab.num_codes, (10, 2, 2, 3))
     captions = [["a seven", "the digit seven"]] * 5 + ["the digit two"] * 5
-    data = MixedSequenceData(vocab, codes, captions, p_image_first=0.5, p_drop_caption=1.0, seed=0)
+    data = MixedSequenceData(vocab, codes, captions, p_i2t=0.5, p_drop_caption=1.0, seed=0)
     seq, direction = data.batch(8)
     assert seq.shape == (8, data.block_size) and int(direction.sum()) == 4
     for row, d in zip(seq, direction):
-        if d == TEXT_TO_IMAGE:  # every caption dropped: [BOS, BOT, EOT, BOI, ...]
+        if d == T2I:  # every caption dropped: [BOS, BOT, EOT, BOI, ...]
             assert row[:4].tolist() == [1, 5, 6, 3]
         else:
             assert row[1] == 3
@@ -154,7 +154,7 @@ def test_caption_parsers():
 def test_exercise_checks_accept_right_and_reject_wrong():
     from course_lib.checks import ExerciseError
     from course_lib.checks.transformer import check_causal_mask, check_guided_step, check_text_first
-    from course_lib.text_tokens import BOI, BOS, BOT, EOI, EOS, EOT
+    from course_lib.vocabulary import BOI, BOS, BOT, EOI, EOS, EOT
     assert check_causal_mask(lambda T: torch.ones(T, T, dtype=torch.bool).tril())
     with pytest.raises(ExerciseError, match="query 0, key 1"):
         check_causal_mask(lambda T: torch.ones(T, T, dtype=torch.bool))
@@ -174,7 +174,7 @@ def test_exercise_checks_accept_right_and_reject_wrong():
 
 def test_count_copies_accepts_versions_of_each_training_grid():
     """Notebook 05 passes codes of shape (M, versions, h, w) (shifted copies of each digit)."""
-    from course_lib.multimodal import count_copies
+    from course_lib.scoring import count_copies
     train = torch.arange(2 * 3 * 2 * 2).reshape(2, 3, 2, 2)
     spans = torch.stack([train[1, 2].flatten(), torch.full((4,), 99)])
     assert count_copies(spans, train) == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from . import exercise_check, expect, expect_shape
-from ..text_tokens import MixedVocabulary, WordTokenizer, build_sequence
+from ..vocabulary import MixedVocabulary, WordTokenizer, build_sequence
 
 
 @exercise_check("causal mask")
@@ -35,7 +35,7 @@ def check_text_first(build_text_first):
         text_ids = vocab.encode_text(text)
         image_ids = vocab.codes_to_ids(torch.tensor(codes)).tolist()
         got = build_text_first(text_ids, image_ids)
-        want = build_sequence(vocab, text_ids, image_ids, "text_first")
+        want = build_sequence(vocab, text_ids, image_ids, "t2i")
         got = [int(t) for t in (got.tolist() if isinstance(got, torch.Tensor) else got)]
         expect(len(got) == len(want), f"for caption {text!r} the sequence should have {len(want)} tokens "
                                       f"({len(text_ids)} words + {len(image_ids)} codes + 6 markers); got {len(got)}")

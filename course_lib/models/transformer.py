@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..text_tokens import token_modality
+from ..vocabulary import token_modality
 from ..validate import check_codes, check_float, check_int, check_tensor, to_model
 
 

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from course_lib.tokenizer import (RECIPE_VERSION, ImageTokenizer, build_vqvae, get_tokenizer, save_tokenizer,
+from course_lib.image_tokenizer import (RECIPE_VERSION, ImageTokenizer, build_vqvae, get_tokenizer, save_tokenizer,
                                   tokenizer_name, tokenizer_recipe)
 
 
@@ -97,7 +97,7 @@ def test_tokenizer_identity_is_its_recipe(tmp_path, monkeypatch, capsys):
     assert get_tokenizer("digits", profile="smoke", device="cpu").hparams["quantizer"] == "fsq"
     assert "loaded tokenizer" in capsys.readouterr().out
     save_tokenizer(ImageTokenizer.from_hparams(dict(chosen, steps=7)), "smoke")
-    monkeypatch.setattr("course_lib.tokenizer.train_tokenizer", lambda recipe, **kw: (_ for _ in ()).throw(
+    monkeypatch.setattr("course_lib.image_tokenizer.train_tokenizer", lambda recipe, **kw: (_ for _ in ()).throw(
         RuntimeError(f"retrain: {recipe['steps']}")))
     with pytest.raises(RuntimeError, match="retrain: 120"):
         get_tokenizer("digits", profile="smoke", device="cpu")

@@ -1,15 +1,15 @@
-"""Training data and scoring for the mixed-sequence transformer (notebook 05).
+"""Training data and the weighted loss of the mixed-sequence transformer (notebook 05).
 
 * :class:`MixedSequenceData`: captions + image codes -> an endless stream of training batches.
-  Each example is written text-first (draw from a caption) or image-first (caption a drawing),
+  Each example is written t2i (caption first: learn to draw) or i2t (image first: learn to caption),
   chosen per example; in text-first examples the caption is dropped (``[BOT, EOT]``) with a
   small probability so the same model also learns the unconditional image distribution that
   classifier-free guidance needs.
 * :func:`segment_weights` / :func:`mixed_sequence_loss`: next-token cross-entropy, padding
   masked out, the conditioning segment weighted ``cond_weight`` (DALL-E: 1/8) and the target
   segment ``1 - cond_weight``, each normalised by its own token count.
-* scoring helpers: read a digit or shape attributes back out of a generated caption, judge
-  generated digits with a classifier, diversity and memorisation counts.
+
+Scoring what the model writes lives in :mod:`course_lib.scoring`.
 """
 from __future__ import annotations
 
@@ -20,12 +20,10 @@ import torch
 import torch.nn.functional as F
 
 from .device import seed_offset
-from .text_tokens import (SEG_IMAGE, SEG_NONE, SEG_TEXT, MixedVocabulary, build_sequence, pad_sequences,
-                          segment_ids, split_words)
+from .vocabulary import (DIRECTIONS, I2T, SEG_IMAGE, SEG_NONE, SEG_TEXT, T2I, MixedVocabulary, build_sequence,
+                         pad_sequences, segment_ids)
 from .validate import check_codes, check_float, check_int, check_tensor
 
-TEXT_TO_IMAGE, IMAGE_TO_TEXT = 0, 1
-DIRECTIONS = ("t2i", "i2t")
 
 
 class MixedSequenceData:
@@ -33,13 +31,13 @@ class MixedSequenceData:
 
     vocab: the :class:`MixedVocabulary`; codes: (N, h, w) or (N, A, h, w) long image codes (A
     augmented versions of each image, one drawn per use); captions: N strings, or N lists of
-    caption variants (one drawn per use). ``p_image_first``: share of image->text examples (per
-    batch exactly ``round(B * p_image_first)`` rows, placed at random); ``p_drop_caption``:
+    caption variants (one drawn per use). ``p_i2t``: share of image->text examples (per
+    batch exactly ``round(B * p_i2t)`` rows, placed at random); ``p_drop_caption``:
     chance a text->image example loses its caption.
     """
 
     def __init__(self, vocab: MixedVocabulary, codes: torch.Tensor, captions: Sequence, *,
-                 p_image_first: float = 0.5, p_drop_caption: float = 0.1, seed: int = 0):
+                 p_i2t: float = 0.5, p_drop_caption: float = 0.1, seed: int = 0):
         if not isinstance(vocab, MixedVocabulary):
             raise TypeError(f"vocab must be a MixedVocabulary; got {type(vocab).__name__}")
         check_tensor("codes", codes, integer=True, nonempty=True, what="image")
@@ -54,7 +52,7 @@ class MixedSequenceData:
         if len(captions) != len(codes):
             raise ValueError(f"captions must hold one entry per image ({len(codes)}); got {len(captions)}")
         self.vocab = vocab
-        self.p_image_first = check_float("p_image_first", p_image_first, min_value=0.0, max_value=1.0)
+        self.p_i2t = check_float("p_i2t", p_i2t, min_value=0.0, max_value=1.0)
         self.p_drop_caption = check_float("p_drop_caption", p_drop_caption, min_value=0.0, max_value=1.0)
         self.image_ids = vocab.codes_to_ids(codes.reshape(codes.shape[0], codes.shape[1], -1)).tolist()
         cache: dict[str, list[int]] = {}
@@ -81,16 +79,16 @@ class MixedSequenceData:
         """Example ``i`` as one sequence (a random caption variant and augmentation)."""
         text = self.rng.choice(self.text_ids[i])
         image = self.rng.choice(self.image_ids[i])
-        if drop_caption and direction == TEXT_TO_IMAGE:
+        if drop_caption and direction == T2I:
             text = []
-        return build_sequence(self.vocab, text, image, "image_first" if direction == IMAGE_TO_TEXT else "text_first")
+        return build_sequence(self.vocab, text, image, DIRECTIONS[direction])
 
     def batch(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """-> seq (B, block_size) long, direction (B,) long (0 text->image, 1 image->text)."""
         check_int("batch_size", batch_size, min_value=1)
         idx = [self.rng.randrange(len(self)) for _ in range(batch_size)]
-        n_i2t = round(batch_size * self.p_image_first)
-        directions = [IMAGE_TO_TEXT] * n_i2t + [TEXT_TO_IMAGE] * (batch_size - n_i2t)
+        n_i2t = round(batch_size * self.p_i2t)
+        directions = [I2T] * n_i2t + [T2I] * (batch_size - n_i2t)
         self.rng.shuffle(directions)
         seqs = [self.example(i, d, self.rng.random() < self.p_drop_caption) for i, d in zip(idx, directions)]
         return pad_sequences(seqs, self.block_size), torch.tensor(directions)
@@ -119,7 +117,7 @@ def segment_weights(seq: torch.Tensor, direction: torch.Tensor, cond_weight: flo
 
 def _weights(seg: torch.Tensor, direction: torch.Tensor, cond_weight: float) -> torch.Tensor:
     """:func:`segment_weights` from the targets' segment ids seg (B, T-1), already computed."""
-    target_seg = torch.where(direction == TEXT_TO_IMAGE, SEG_IMAGE, SEG_TEXT)[:, None]
+    target_seg = torch.where(direction == T2I, SEG_IMAGE, SEG_TEXT)[:, None]
     is_target = seg == target_seg
     is_cond = (seg != SEG_NONE) & ~is_target
     w_t = (1 - cond_weight) * is_target / is_target.sum(1, keepdim=True).clamp(min=1)
@@ -154,99 +152,3 @@ def mixed_sequence_loss(model, batch, cond_weight: float = 1 / 8):
                 if m.any():
                     parts[f"{dname}_{sname}"] = float(ce[m].mean())
     return loss, parts
-
-
-# ----------------------------------------------------------------------------- reading captions
-_DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-
-
-def parse_digit(caption: str) -> int | None:
-    """The digit a caption names (a numeral or a number word), or ``None`` if it names none or
-    several different ones."""
-    found = set()
-    for w in split_words(caption):
-        if w.isdigit() and len(w) == 1:
-            found.add(int(w))
-        elif w in _DIGIT_WORDS:
-            found.add(_DIGIT_WORDS.index(w))
-    return found.pop() if len(found) == 1 else None
-
-
-_SHAPE_WORDS = {"circle": "circle", "disk": "circle", "square": "square", "box": "square", "triangle": "triangle"}
-_SIZE_WORDS = {"small": "small", "little": "small", "tiny": "small", "large": "large", "big": "large"}
-_COLOR_WORDS = ("red", "green", "blue", "yellow")
-
-
-def parse_shape_caption(caption: str) -> dict:
-    """Attributes a one-shape caption names: ``{"shape", "color", "size", "position"}`` (``None``
-    where the caption names none, or more than one)."""
-    words = split_words(caption)
-
-    def one(values):
-        values = set(values)
-        return values.pop() if len(values) == 1 else None
-
-    vertical = one("top" if w in ("top", "upper") else "bottom" for w in words if w in ("top", "upper", "bottom", "lower"))
-    horizontal = one(w for w in words if w in ("left", "right"))
-    center = any(w in ("center", "middle") for w in words)
-    if center and vertical is None and horizontal is None:
-        position = "center"
-    elif vertical and horizontal and not center:
-        position = f"{vertical} {horizontal}"
-    else:
-        position = None
-    return {"shape": one(_SHAPE_WORDS[w] for w in words if w in _SHAPE_WORDS),
-            "color": one(w for w in words if w in _COLOR_WORDS),
-            "size": one(_SIZE_WORDS[w] for w in words if w in _SIZE_WORDS),
-            "position": position}
-
-
-def attribute_scores(predicted: Sequence[dict | None], truth: Sequence[dict]) -> tuple[dict, float]:
-    """Per-attribute accuracy and exact-match rate of predicted attribute dicts (``None`` = nothing
-    read) against the true ones."""
-    keys = ("shape", "color", "size", "position")
-    if len(predicted) != len(truth):
-        raise ValueError(f"predicted and truth must have the same length; got {len(predicted)} and {len(truth)}")
-    if not truth:
-        raise ValueError("need at least one example to score")
-    hits = {k: 0 for k in keys}
-    exact = 0
-    for p, t in zip(predicted, truth):
-        p = p or {}
-        ok = [p.get(k) == t[k] for k in keys]
-        for k, good in zip(keys, ok):
-            hits[k] += good
-        exact += all(ok)
-    n = len(truth)
-    return {k: hits[k] / n for k in keys}, exact / n
-
-
-# ----------------------------------------------------------------------------- diversity
-def diversity(spans: torch.Tensor, groups: Sequence) -> float:
-    """Mean over groups (e.g. prompts) of the fraction of unique rows among that group's samples.
-
-    spans: (N, L) ids; groups: N labels, one per row; N >= 1.
-    """
-    check_tensor("spans", spans, ndim=2, nonempty=True, what="sample")
-    if len(groups) != len(spans):
-        raise ValueError(f"groups must hold one label per row of spans ({len(spans)}); got {len(groups)}")
-    by_group: dict = {}
-    for row, g in zip(spans.tolist(), groups):
-        by_group.setdefault(g, []).append(tuple(row))
-    return sum(len(set(rows)) / len(rows) for rows in by_group.values()) / len(by_group)
-
-
-def count_copies(spans: torch.Tensor, training_codes: torch.Tensor) -> int:
-    """How many generated code grids (N, h*w) equal some training grid exactly (memorisation).
-
-    training_codes: (..., h, w) or (..., h*w) with the same h*w, any leading axes (e.g. (M, versions,
-    h, w): every version of every training image counts).
-    """
-    check_tensor("spans", spans, ndim=2)
-    check_tensor("training_codes", training_codes)
-    n, shape = spans.shape[1], tuple(training_codes.shape)
-    if not ((len(shape) >= 1 and shape[-1] == n) or (len(shape) >= 2 and shape[-2] * shape[-1] == n)):
-        raise ValueError(f"training_codes must hold grids of {n} codes like spans, shape (..., h, w) or "
-                         f"(..., {n}); got shape {shape}")
-    train = {tuple(r) for r in training_codes.reshape(-1, spans.shape[1]).tolist()}
-    return sum(tuple(r) in train for r in spans.reshape(len(spans), -1).tolist())

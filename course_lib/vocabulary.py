@@ -11,8 +11,8 @@
       8 .. 8+W-1             words           (sorted, from the tokenizer)
       image_offset .. +K-1   image codes     (code k of the image tokenizer -> image_offset + k)
 
-* :func:`build_sequence`: ``[BOS, BOT, words.., EOT, BOI, codes.., EOI, EOS]`` (text first: draw
-  an image from a caption) or ``[BOS, BOI, codes.., EOI, BOT, words.., EOT, EOS]`` (image first:
+* :func:`build_sequence`: ``[BOS, BOT, words.., EOT, BOI, codes.., EOI, EOS]`` (direction ``"t2i"``:
+  draw an image from a caption) or ``[BOS, BOI, codes.., EOI, BOT, words.., EOT, EOS]`` (``"i2t"``:
   caption an image). :func:`segment_ids` labels each position text / image / neither, which the
   loss uses to weight the conditioning segment against the target segment.
 """
@@ -29,7 +29,10 @@ from .validate import as_int, check_choice, check_codes, check_int, check_tensor
 
 PAD, BOS, EOS, BOI, EOI, BOT, EOT, UNK = range(8)
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<boi>", "<eoi>", "<bot>", "<eot>", "<unk>")
-ORDERS = ("text_first", "image_first")
+# the two directions of the course, one name each: t2i (caption first, then the image: learn to draw)
+# and i2t (image first, then its caption: learn to caption); as numbers in a batch, T2I = 0 and I2T = 1
+DIRECTIONS = ("t2i", "i2t")
+T2I, I2T = 0, 1
 UNKNOWN_POLICIES = ("error", "unk")
 # segment labels used by the loss (see segment_ids)
 SEG_NONE, SEG_TEXT, SEG_IMAGE = 0, 1, 2
@@ -246,15 +249,15 @@ def token_modality(ids: torch.Tensor, word_offset: int, image_offset: int) -> to
 
 # --------------------------------------------------------------------------- sequences
 def build_sequence(vocab: MixedVocabulary, text_ids: Sequence[int], image_ids: Sequence[int],
-                   order: str = "text_first") -> list[int]:
+                   direction: str = "t2i") -> list[int]:
     """One training sequence (a list of ids).
 
     text_ids: word ids (from ``vocab.encode_text``; may be empty = caption dropped);
     image_ids: the ``h*w`` image ids (from ``vocab.codes_to_ids``), row by row.
-    ``text_first``: ``[BOS, BOT, text.., EOT, BOI, image.., EOI, EOS]``;
-    ``image_first``: ``[BOS, BOI, image.., EOI, BOT, text.., EOT, EOS]``.
+    ``"t2i"`` (draw from a caption): ``[BOS, BOT, text.., EOT, BOI, image.., EOI, EOS]``;
+    ``"i2t"`` (caption an image): ``[BOS, BOI, image.., EOI, BOT, text.., EOT, EOS]``.
     """
-    check_choice("order", order, ORDERS)
+    check_choice("direction", direction, DIRECTIONS)
     text_ids = [as_int(f"text_ids[{n}]", i) for n, i in enumerate(text_ids)]
     image_ids = [as_int(f"image_ids[{n}]", i) for n, i in enumerate(image_ids)]
     if len(image_ids) != vocab.n_image_tokens:
@@ -267,7 +270,7 @@ def build_sequence(vocab: MixedVocabulary, text_ids: Sequence[int], image_ids: S
                          f"got {[i for i in text_ids if not (vocab.word_offset <= i < vocab.image_offset)][:3]}")
     text = [BOT, *text_ids, EOT]
     image = [BOI, *image_ids, EOI]
-    body = text + image if order == "text_first" else image + text
+    body = text + image if direction == "t2i" else image + text
     return [BOS, *body, EOS]
 
 

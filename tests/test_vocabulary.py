@@ -1,9 +1,9 @@
-"""Word tokenizer, mixed vocabulary and sequence building (course_lib.text_tokens)."""
+"""Word tokenizer, mixed vocabulary and sequence building (course_lib.vocabulary)."""
 import pytest
 import torch
 
 from course_lib.data import DIGIT_TEMPLATES, digit_caption
-from course_lib.text_tokens import (BOI, BOS, BOT, EOI, EOS, EOT, PAD, SEG_IMAGE, SEG_NONE, SEG_TEXT, UNK,
+from course_lib.vocabulary import (BOI, BOS, BOT, EOI, EOS, EOT, PAD, SEG_IMAGE, SEG_NONE, SEG_TEXT, UNK,
                                     MixedVocabulary, WordTokenizer, build_sequence, pad_sequences,
                                     segment_ids, sequence_table, split_words)
 
@@ -70,26 +70,26 @@ def test_codes_out_of_range(vocab):
         vocab.codes_to_ids(torch.tensor([[16]]))
 
 
-def test_build_sequence_both_orders(vocab):
+def test_build_sequence_both_directions(vocab):
     text = vocab.encode_text("the digit seven")
     image = vocab.codes_to_ids(torch.arange(6)).tolist()
-    t2i = build_sequence(vocab, text, image, "text_first")
-    i2t = build_sequence(vocab, text, image, "image_first")
+    t2i = build_sequence(vocab, text, image, "t2i")
+    i2t = build_sequence(vocab, text, image, "i2t")
     assert t2i == [BOS, BOT, *text, EOT, BOI, *image, EOI, EOS]
     assert i2t == [BOS, BOI, *image, EOI, BOT, *text, EOT, EOS]
     with pytest.raises(ValueError, match="image_ids must hold 6 ids"):
         build_sequence(vocab, text, image[:5])
     with pytest.raises(ValueError, match="text_ids must be word ids"):
         build_sequence(vocab, image[:2], image)
-    with pytest.raises(ValueError, match="order must be one of"):
+    with pytest.raises(ValueError, match="direction must be one of"):
         build_sequence(vocab, text, image, "sideways")
 
 
 def test_segment_ids_and_table(vocab):
     text = vocab.encode_text("a seven")
     image = vocab.codes_to_ids(torch.arange(6)).tolist()
-    seq = pad_sequences([build_sequence(vocab, text, image, "text_first"),
-                         build_sequence(vocab, text, image, "image_first")], length=16)
+    seq = pad_sequences([build_sequence(vocab, text, image, "t2i"),
+                         build_sequence(vocab, text, image, "i2t")], length=16)
     seg = segment_ids(seq)
     # text first: BOS | BOT a seven EOT | BOI 6 codes EOI EOS | PAD PAD
     assert seg[0].tolist() == [SEG_NONE] + [SEG_TEXT] * 4 + [SEG_IMAGE] * 9 + [SEG_NONE] * 2
