@@ -1,12 +1,12 @@
 """Sampling from the mixed-sequence transformer: temperature, top-k, classifier-free guidance,
 constrained decoding and the KV cache.
 
-One step of sampling::
+One step of sampling (:func:`next_token_logits`, then a draw)::
 
-    logits = model(context)[:, -1]                      # (B, V) next-token scores
-    logits = uncond + s * (cond - uncond)               # classifier-free guidance (s = 1: off)
-    logits[~allowed] = -inf                             # constrained decoding
-    logits = logits / temperature; keep the top k       # temperature, top-k
+    cond, uncond = model(context)[:, -1], model(context without caption)[:, -1]   # (B, V) scores
+    logits = uncond + s * (cond - uncond)               # classifier-free guidance (s = 1: off), on logits
+    logits[~allowed] = -inf                             # constrained decoding, after the mix
+    logits = logits / temperature; keep exactly the top k   # temperature, top-k (ties: still k)
     next = multinomial(softmax(logits))                 # (or argmax when temperature == 0)
 
 :func:`generate` runs that loop either with a :class:`~course_lib.models.transformer.KVCache`
@@ -100,11 +100,33 @@ def _filter(logits, temperature, top_k, allowed):
     if allowed is not None:
         logits = logits.masked_fill(~allowed.to(logits.device), float("-inf"))
     logits = logits / temperature
-    if top_k is not None:
-        k = min(top_k, logits.shape[-1])
-        kth = logits.topk(k, dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_k is not None and top_k < logits.shape[-1]:
+        # keep exactly k ids, even when several tie with the k-th score ("logits >= kth" would keep more)
+        keep = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, logits.topk(top_k, dim=-1).indices, True)
+        logits = logits.masked_fill(~keep, float("-inf"))
     return logits
+
+
+def next_token_logits(cond: torch.Tensor, uncond: torch.Tensor, *, scale: float = 1.0, temperature: float = 1.0,
+                      top_k: int | None = None, allowed: torch.Tensor | None = None) -> torch.Tensor:
+    """One sampling step's scores, the library's answer to notebook 06's exercise.
+
+    cond, uncond: (B, V) logits with and without the caption (pass ``cond`` twice when there is no
+    guidance). Mix ``uncond + scale * (cond - uncond)`` on the logits, set disallowed ids
+    (``allowed``: (V,) or (B, V) bool) to -inf, divide by ``temperature`` (> 0) and keep exactly the
+    ``top_k`` best ids. Returns (B, V) float32; ``softmax`` of it is the distribution to draw from.
+    """
+    check_tensor("cond", cond, ndim=2, floating=True, finite=True)
+    check_tensor("uncond", uncond, shape=tuple(cond.shape), floating=True, finite=True)
+    check_float("scale", scale, min_value=0.0)
+    check_float("temperature", temperature, min_value=0.0, strict_min=True)
+    _check_filter_inputs(cond, top_k, allowed)
+    return _filter(_guide(cond, uncond, scale), temperature, top_k, allowed)
+
+
+def _next_token_logits(cond, uncond, *, scale, temperature, top_k, allowed):
+    """:func:`next_token_logits` without its checks: the step :func:`generate` runs by default."""
+    return _filter(_guide(cond, uncond, scale), temperature, top_k, allowed)
 
 
 def sample_next(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int | None = None,
@@ -122,9 +144,13 @@ def _sample(logits, temperature, top_k, allowed, generator):
     """:func:`sample_next` without its checks (see :func:`_filter`)."""
     if temperature == 0:
         return _filter(logits, 1.0, None, allowed).argmax(-1)
-    probs = _filter(logits, temperature, top_k, allowed).softmax(-1)
+    return _draw(_filter(logits, temperature, top_k, allowed).softmax(-1), generator)
+
+
+def _draw(probs, generator):
+    """One id per row of probs (B, V), with ``generator``'s random stream."""
     gen_device = generator.device if generator is not None else probs.device
-    return torch.multinomial(probs.to(gen_device), 1, generator=generator).squeeze(1).to(logits.device)
+    return torch.multinomial(probs.to(gen_device), 1, generator=generator).squeeze(1).to(probs.device)
 
 
 # ------------------------------------------------------------------------------ constraints
@@ -151,7 +177,7 @@ def text_span_constraint(vocab: MixedVocabulary) -> AllowedFn:
 def generate(model, prompt: torch.Tensor, steps: int, *, temperature: float = 1.0, top_k: int | None = None,
              guidance_scale: float = 1.0, uncond_prompt: torch.Tensor | None = None,
              allowed: AllowedFn | None = None, stop_id: int | None = None, use_cache: bool = True,
-             generator: torch.Generator | None = None) -> torch.Tensor:
+             generator: torch.Generator | None = None, step_logits: Callable | None = None) -> torch.Tensor:
     """Sample ``steps`` tokens after ``prompt``.
 
     prompt: (B, T0) long ids, the same length in every row. uncond_prompt: (B, T1) the prompt
@@ -159,8 +185,16 @@ def generate(model, prompt: torch.Tensor, steps: int, *, temperature: float = 1.
     -> (V,) or (B, V) bool restricts each step (constrained decoding). stop_id: once a row emits it,
     the row continues with ``<pad>`` and the loop ends early when every row has stopped.
     Returns the new tokens, (B, steps) long (fewer columns if every row stopped early).
+
+    step_logits: your own ``next_token_logits(cond, uncond, *, scale, temperature, top_k, allowed)``
+    (notebook 06's exercise) in place of the library's; the loop then draws from ``softmax`` of what
+    it returns (the argmax when ``temperature == 0``, where it is called with temperature 1 and no top-k).
     """
     check_tensor("prompt", prompt, ndim=2, dtype=torch.long)
+    if step_logits is not None and not callable(step_logits):
+        raise TypeError(f"step_logits must be a function like next_token_logits, or None; got "
+                        f"{type(step_logits).__name__}")
+    step_logits = step_logits or _next_token_logits
     if prompt.shape[0] == 0 or prompt.shape[1] == 0:
         raise ValueError(f"prompt must hold at least one row of at least one token (B, T0); got shape "
                          f"{tuple(prompt.shape)}")
@@ -208,9 +242,13 @@ def generate(model, prompt: torch.Tensor, steps: int, *, temperature: float = 1.
         else:
             logits = [model(torch.cat([c, out], dim=1))[:, -1] for c in contexts]
         # inputs were checked once above; per step only the arithmetic runs (no validation round-trips)
-        scores = _guide(logits[0], logits[1], guidance_scale) if guided else logits[0]
+        cond, uncond = logits[0], logits[1] if guided else logits[0]   # no guidance: mixing cond with itself is cond
         mask = allowed(step, out) if allowed is not None else None
-        nxt = _sample(scores, temperature, top_k, mask, generator)
+        if temperature == 0:
+            nxt = step_logits(cond, uncond, scale=guidance_scale, temperature=1.0, top_k=None, allowed=mask).argmax(-1)
+        else:
+            scores = step_logits(cond, uncond, scale=guidance_scale, temperature=temperature, top_k=top_k, allowed=mask)
+            nxt = _draw(scores.float().softmax(-1), generator)
         nxt = torch.where(done, torch.full_like(nxt, PAD), nxt)
         out = torch.cat([out, nxt[:, None]], dim=1)
         if stop_id is not None:
@@ -244,13 +282,13 @@ def _check_model_vocab(model, vocab) -> None:
 def draw(model, vocab: MixedVocabulary, captions: list[str], *, temperature: float = 1.0,
          top_k: int | None = None, guidance_scale: float = 1.0, constrained: bool = True,
          use_cache: bool = True, generator: torch.Generator | None = None,
-         unknown: str = "error", batch_size: int = 256) -> torch.Tensor:
+         unknown: str = "error", batch_size: int = 256, step_logits: Callable | None = None) -> torch.Tensor:
     """Text -> image codes: one sample per caption.
 
     Returns (N, h*w + 1) ids: the image span after ``<boi>`` (h*w codes then ``<eoi>`` when
     ``constrained``; whatever the model wrote otherwise). Captions of equal token length are
     sampled together (no padding needed). No captions give a (0, h*w + 1) tensor. A caption too
-    long for the model's block size is a ``ValueError`` naming it.
+    long for the model's block size is a ``ValueError`` naming it. ``step_logits``: see :func:`generate`.
     """
     if isinstance(captions, str) or not isinstance(captions, (list, tuple)):
         raise TypeError(f"captions must be a list of strings; got {type(captions).__name__}")
@@ -284,7 +322,7 @@ def draw(model, vocab: MixedVocabulary, captions: list[str], *, temperature: flo
             uncond = torch.tensor([text_to_image_prompt(vocab, [])] * len(idx), device=device)
             out[idx] = generate(model, prompt, n + 1, temperature=temperature, top_k=top_k,
                                 guidance_scale=guidance_scale, uncond_prompt=uncond, allowed=allowed,
-                                use_cache=use_cache, generator=generator)
+                                use_cache=use_cache, generator=generator, step_logits=step_logits)
     return out
 
 

@@ -82,7 +82,30 @@ class KVCache:
         return f"KVCache(batch={self.batch_size}, length={self.length}/{self.max_len}, layers={len(self.k)})"
 
 
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Causal scaled dot-product attention, written out (the lesson of notebook 05).
+
+    q: (B, H, Tq, d); k, v: (B, H, Tk, d) with Tq <= Tk. The Tq queries are the *last* Tq
+    positions of the Tk-token sequence, so query i sits at position Tk - Tq + i and may attend to
+    keys 0..Tk - Tq + i (with Tq == Tk the usual lower-triangular mask; with Tq == 1, a new token
+    after a KV cache, every key). Returns (out (B, H, Tq, d), weights (B, H, Tq, Tk)); each row of
+    weights sums to 1 and is 0 on the future.
+    """
+    Tq, Tk = q.shape[-2], k.shape[-2]
+    scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])            # (B, H, Tq, Tk)
+    visible = torch.ones(Tq, Tk, dtype=torch.bool, device=q.device).tril(diagonal=Tk - Tq)
+    weights = scores.masked_fill(~visible, float("-inf")).softmax(dim=-1)
+    return weights @ v, weights
+
+
 class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention: one linear map makes queries, keys and values for all
+    heads (``qkv``), each head attends on its own ``d_model / n_head`` slice, ``proj`` mixes the heads.
+
+    Training and plain forward passes use torch's fused ``scaled_dot_product_attention`` (the same
+    arithmetic as :func:`attention`, faster); ``need_weights=True`` runs :func:`attention` itself.
+    """
+
     def __init__(self, config: TransformerConfig):
         super().__init__()
         self.n_head = config.n_head
@@ -105,11 +128,7 @@ class CausalSelfAttention(nn.Module):
         drop = self.dropout if self.training else 0.0
         weights = None
         if need_weights:
-            att = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
-            mask = torch.ones(T, start + T, dtype=torch.bool, device=x.device).tril(diagonal=start)
-            att = att.masked_fill(~mask, float("-inf")).softmax(dim=-1)
-            weights = att
-            y = att @ v
+            y, weights = attention(q, k, v)
         elif start == 0:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=drop)
         elif T == 1:  # one new token sees everything cached: no mask needed
