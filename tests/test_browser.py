@@ -5,7 +5,7 @@ holds a copy of the notebook, opens it in Debian's Chromium driven by Playwright
 from the Run menu, waits for every cell to finish, saves, and checks: no error output (in the
 saved file) and the figures rendered (``img`` elements in the output area, with pixels). Screenshots
 (the end of the notebook, and the first figure) and the timings go to ``build/browser/``. The server is always shut down.
-A second test runs notebook 05 and drives its caption widget: type a caption, press draw, see the
+A second test runs notebook 06 and drives its caption widget: type a caption, press draw, see the
 image; type an unknown word, see the tokenizer's message.
 
 Needs the ``playwright`` Python package and ``/usr/bin/chromium`` (Debian's ``chromium``); skips
@@ -267,11 +267,11 @@ def test_jupyterlab_runs_notebook_00_in_chromium(tmp_path):
     assert "PosixPath" not in shown, f"the last cell echoes a path: {shown!r}"
 
 
-def test_caption_widget_of_notebook_05_draws_and_explains_unknown_words(tmp_path):
-    """Notebook 05 (smoke) in JupyterLab: type a caption in the widget, press draw, an image appears in
+def test_caption_widget_of_notebook_06_draws_and_explains_unknown_words(tmp_path):
+    """Notebook 06 (smoke) in JupyterLab: type a caption in the widget, press draw, an image appears in
     the widget's output; a caption with an unknown word shows the tokenizer's message, no traceback."""
     pw = _need_browser()
-    source = ROOT / "notebooks" / "05_mixed_sequences.ipynb"
+    source = ROOT / "notebooks" / "06_sampling_and_measuring.ipynb"
     root = tmp_path / "lab"
     root.mkdir()
     shutil.copy(source, root / source.name)
@@ -285,7 +285,7 @@ def test_caption_widget_of_notebook_05_draws_and_explains_unknown_words(tmp_path
                 page.goto(f"{lab.url}/lab/tree/{source.name}?token={lab.token}", wait_until="domcontentloaded")
                 page.wait_for_selector(".jp-NotebookPanel .jp-CodeCell", timeout=120_000)
                 wait_for_kernel(page, timeout=120)
-                _run_all(page, n_code, SHOTS / "05_widget_failed.png", timeout=600)
+                _run_all(page, n_code, SHOTS / "06_widget_failed.png", timeout=600)
 
                 box = page.locator(".widget-text input").first
                 box.wait_for(timeout=30_000)
@@ -298,14 +298,14 @@ def test_caption_widget_of_notebook_05_draws_and_explains_unknown_words(tmp_path
                 output.locator("img").first.wait_for(timeout=60_000)
                 size = output.locator("img").first.evaluate("i => [i.complete, i.naturalWidth, i.naturalHeight]")
                 output.scroll_into_view_if_needed()
-                page.screenshot(path=str(SHOTS / "05_widget_draw.png"))
+                page.screenshot(path=str(SHOTS / "06_widget_draw.png"))
 
                 box.fill("a handwriten seven")
                 draw.click()
                 message = output.get_by_text("unknown word")
                 message.first.wait_for(timeout=60_000)
                 text = output.inner_text()
-                page.screenshot(path=str(SHOTS / "05_widget_unknown_word.png"))
+                page.screenshot(path=str(SHOTS / "06_widget_unknown_word.png"))
             finally:
                 browser.close()
     assert size[0] and size[1] > 0 and size[2] > 0, f"the drawn image did not render: {size}"
