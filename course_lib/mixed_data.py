@@ -13,31 +13,35 @@ Scoring what the model writes lives in :mod:`course_lib.scoring`.
 """
 from __future__ import annotations
 
-import random
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
 from .device import seed_offset
-from .vocabulary import (DIRECTIONS, I2T, SEG_IMAGE, SEG_NONE, SEG_TEXT, T2I, MixedVocabulary, build_sequence,
-                         pad_sequences, segment_ids)
-from .validate import check_codes, check_float, check_int, check_tensor
+from .vocabulary import (DIRECTIONS, PAD, SEG_IMAGE, SEG_NONE, SEG_TEXT, T2I, MixedVocabulary, build_sequences,
+                         segment_ids)
+from .validate import check_codes, check_device, check_float, check_int, check_tensor
 
 
 
 class MixedSequenceData:
-    """Examples for next-token training on both directions.
+    """Examples for next-token training on both directions, built as tensors on ``device``.
 
     vocab: the :class:`MixedVocabulary`; codes: (N, h, w) or (N, A, h, w) long image codes (A
     augmented versions of each image, one drawn per use); captions: N strings, or N lists of
     caption variants (one drawn per use). ``p_i2t``: share of image->text examples (per
     batch exactly ``round(B * p_i2t)`` rows, placed at random); ``p_drop_caption``:
     chance a text->image example loses its caption.
+
+    Everything is tokenized once: image ids (N, A, h*w) and caption ids (N, variants, longest)
+    live on ``device``; a batch draws its indices there with its own ``torch.Generator`` (seeded by
+    ``seed`` and ``COURSE_SEED``) and lays the sequences out with :func:`build_sequences`, so no
+    Python list is built per example and nothing is copied from the host per step.
     """
 
     def __init__(self, vocab: MixedVocabulary, codes: torch.Tensor, captions: Sequence, *,
-                 p_i2t: float = 0.5, p_drop_caption: float = 0.1, seed: int = 0):
+                 p_i2t: float = 0.5, p_drop_caption: float = 0.1, seed: int = 0, device=None):
         if not isinstance(vocab, MixedVocabulary):
             raise TypeError(f"vocab must be a MixedVocabulary; got {type(vocab).__name__}")
         check_tensor("codes", codes, integer=True, nonempty=True, what="image")
@@ -51,47 +55,55 @@ class MixedSequenceData:
                              f"(N, A, {vocab.grid[0]}, {vocab.grid[1]}); got {tuple(codes.shape)}")
         if len(captions) != len(codes):
             raise ValueError(f"captions must hold one entry per image ({len(codes)}); got {len(captions)}")
+        check_device("device", device)
         self.vocab = vocab
         self.p_i2t = check_float("p_i2t", p_i2t, min_value=0.0, max_value=1.0)
         self.p_drop_caption = check_float("p_drop_caption", p_drop_caption, min_value=0.0, max_value=1.0)
-        self.image_ids = vocab.codes_to_ids(codes.reshape(codes.shape[0], codes.shape[1], -1)).tolist()
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
         cache: dict[str, list[int]] = {}
-        self.text_ids = []
-        for c in captions:
+        encoded = []
+        for i, c in enumerate(captions):
             variants = [c] if isinstance(c, str) else list(c)
             if not variants:
-                raise ValueError(f"captions[{len(self.text_ids)}] must hold at least one caption; got none")
+                raise ValueError(f"captions[{i}] must hold at least one caption; got none")
             for v in variants:
                 if not isinstance(v, str):
-                    raise TypeError(f"captions[{len(self.text_ids)}] must be a string or a list of strings; "
-                                    f"got {type(v).__name__} {v!r:.60}")
+                    raise TypeError(f"captions[{i}] must be a string or a list of strings; got {type(v).__name__} {v!r:.60}")
                 if v not in cache:
                     cache[v] = vocab.encode_text(v)
-            self.text_ids.append([cache[v] for v in variants])
-        longest = max(len(t) for variants in self.text_ids for t in variants)
+            encoded.append([cache[v] for v in variants])
+        longest = max(len(t) for variants in encoded for t in variants)
+        most = max(len(variants) for variants in encoded)
+        text = torch.full((len(encoded), most, max(1, longest)), PAD, dtype=torch.long)
+        length = torch.zeros(len(encoded), most, dtype=torch.long)
+        for i, variants in enumerate(encoded):
+            for j, ids in enumerate(variants):
+                text[i, j, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+                length[i, j] = len(ids)
+        self.text_ids, self.text_length = text.to(self.device), length.to(self.device)
+        self.n_variants = torch.tensor([len(v) for v in encoded], device=self.device)
+        self.image_ids = vocab.codes_to_ids(codes.reshape(codes.shape[0], codes.shape[1], -1).long()).to(self.device)
         self.block_size = longest + vocab.n_image_tokens + 7  # BOS BOT EOT BOI EOI EOS + room
-        self.rng = random.Random(seed + seed_offset())  # COURSE_SEED shifts the batch order, as in fit
+        # COURSE_SEED shifts the batch order, as in fit
+        self.generator = torch.Generator(self.device).manual_seed(seed + seed_offset())
 
     def __len__(self) -> int:
         return len(self.image_ids)
 
-    def example(self, i: int, direction: int, drop_caption: bool = False) -> list[int]:
-        """Example ``i`` as one sequence (a random caption variant and augmentation)."""
-        text = self.rng.choice(self.text_ids[i])
-        image = self.rng.choice(self.image_ids[i])
-        if drop_caption and direction == T2I:
-            text = []
-        return build_sequence(self.vocab, text, image, DIRECTIONS[direction])
-
     def batch(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> seq (B, block_size) long, direction (B,) long (0 text->image, 1 image->text)."""
+        """-> seq (B, block_size) long, direction (B,) long (``T2I`` = 0, ``I2T`` = 1), on ``device``."""
         check_int("batch_size", batch_size, min_value=1)
-        idx = [self.rng.randrange(len(self)) for _ in range(batch_size)]
-        n_i2t = round(batch_size * self.p_i2t)
-        directions = [I2T] * n_i2t + [T2I] * (batch_size - n_i2t)
-        self.rng.shuffle(directions)
-        seqs = [self.example(i, d, self.rng.random() < self.p_drop_caption) for i, d in zip(idx, directions)]
-        return pad_sequences(seqs, self.block_size), torch.tensor(directions)
+        g, dev, B = self.generator, self.device, batch_size
+        idx = torch.randint(len(self), (B,), generator=g, device=dev)
+        variant = (torch.rand(B, generator=g, device=dev) * self.n_variants[idx]).long()
+        version = torch.randint(self.image_ids.shape[1], (B,), generator=g, device=dev)
+        n_i2t = round(B * self.p_i2t)
+        direction = (torch.arange(B, device=dev) < n_i2t).long()[torch.randperm(B, generator=g, device=dev)]  # I2T = 1
+        drop = (torch.rand(B, generator=g, device=dev) < self.p_drop_caption) & (direction == T2I)
+        length = torch.where(drop, 0, self.text_length[idx, variant])
+        seq = build_sequences(self.text_ids[idx, variant], length, self.image_ids[idx, version], direction,
+                              self.block_size)
+        return seq, direction
 
     def batches(self, batch_size: int):
         """Endless iterator of :meth:`batch` (what ``course_lib.train.fit`` takes as data)."""
@@ -129,7 +141,8 @@ def mixed_sequence_loss(model, batch, cond_weight: float = 1 / 8):
     """Weighted next-token loss for ``fit``: batch = (seq (B, T), direction (B,)).
 
     Returns (loss, {"t2i_text", "t2i_image", "i2t_text", "i2t_image"}): the mean cross-entropy
-    (nats/token) of each modality in each direction, for the four-curve plot.
+    (nats/token) of each modality in each direction as 0-d tensors, for the four-curve plot (NaN for
+    a direction the batch does not hold).
     """
     if not isinstance(batch, (tuple, list)) or len(batch) != 2:
         raise TypeError(f"batch must be a pair (seq, direction); got {type(batch).__name__}")
@@ -145,10 +158,9 @@ def mixed_sequence_loss(model, batch, cond_weight: float = 1 / 8):
     seg = segment_ids(seq)[:, 1:]
     loss = (_weights(seg, direction, cond_weight) * ce).sum(1).mean()
     parts = {}
-    with torch.no_grad():
+    with torch.no_grad():   # 0-d tensors, read by fit every few steps (no host round-trip per step)
         for d, dname in enumerate(DIRECTIONS):
             for s, sname in ((SEG_TEXT, "text"), (SEG_IMAGE, "image")):
-                m = (seg == s) & (direction == d)[:, None]
-                if m.any():
-                    parts[f"{dname}_{sname}"] = float(ce[m].mean())
+                m = ((seg == s) & (direction == d)[:, None]).float()
+                parts[f"{dname}_{sname}"] = (ce.detach() * m).sum() / m.sum()   # NaN if the batch has none
     return loss, parts

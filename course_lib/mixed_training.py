@@ -103,10 +103,12 @@ def build_vocabulary(captions: list, tokenizer: ImageTokenizer) -> MixedVocabula
     return MixedVocabulary(words, tokenizer.num_codes, tokenizer.grid)
 
 
-def mixed_data(recipe: dict, vocab: MixedVocabulary, captions: list, codes: torch.Tensor) -> MixedSequenceData:
-    """The endless stream of training sequences of ``recipe`` (both directions, dropped captions)."""
+def mixed_data(recipe: dict, vocab: MixedVocabulary, captions: list, codes: torch.Tensor, *, device=None,
+               seed: int | None = None) -> MixedSequenceData:
+    """The endless stream of training sequences of ``recipe`` (both directions, dropped captions), built
+    on ``device``; ``seed`` (default: the recipe's ``data_seed``) gives another stream of the same data."""
     return MixedSequenceData(vocab, codes, captions, p_i2t=recipe["p_i2t"], p_drop_caption=recipe["p_drop_caption"],
-                             seed=recipe["data_seed"])
+                             seed=recipe["data_seed"] if seed is None else seed, device=device)
 
 
 def new_model(recipe: dict, vocab: MixedVocabulary, block_size: int) -> MixedTransformer:
@@ -202,7 +204,7 @@ def get_mixed_model(dataset: str, *, profile=None, device=None, verbose: bool = 
     start = time.perf_counter()
     captions, codes = training_examples(dataset, recipe, tokenizer)
     vocab = build_vocabulary(captions, tokenizer)
-    data = mixed_data(recipe, vocab, captions, codes)
+    data = mixed_data(recipe, vocab, captions, codes, device=device)
     model = new_model(recipe, vocab, data.block_size).to(device)
     history = train_mixed_model(model, data, recipe, device=device)
     save_mixed_model(model, vocab, recipe, profile, {"train_seconds": time.perf_counter() - start,

@@ -274,6 +274,38 @@ def build_sequence(vocab: MixedVocabulary, text_ids: Sequence[int], image_ids: S
     return [BOS, *body, EOS]
 
 
+def build_sequences(text: torch.Tensor, length: torch.Tensor, image: torch.Tensor, direction: torch.Tensor,
+                    block_size: int) -> torch.Tensor:
+    """A whole batch of :func:`build_sequence` at once, with tensor operations (no Python loop per example).
+
+    text: (B, L) word ids, row b valid up to ``length[b]`` (0 = caption dropped); image: (B, h*w)
+    image ids; direction: (B,) ``T2I`` / ``I2T``. Returns (B, block_size) long, right-padded with
+    ``<pad>``; every row must fit (``length + h*w + 6 <= block_size``, the caller's promise: the
+    dataset sets ``block_size`` from its longest caption). Same device as the inputs.
+    """
+    B, L = text.shape
+    hw = image.shape[1]
+    dev = text.device
+    rows = torch.arange(B, device=dev)
+    t2i = direction == T2I
+    text_start = torch.where(t2i, 2, 4 + hw)              # first word
+    image_start = torch.where(t2i, 4 + length, 2)         # first image code
+    eot, eoi = text_start + length, image_start + hw
+    out = torch.full((B, block_size + L), PAD, dtype=torch.long, device=dev)   # + L spare columns
+    out[:, 0] = BOS
+    out[rows, text_start - 1] = BOT
+    out[rows, eot] = EOT
+    out[rows, image_start - 1] = BOI
+    out[rows, eoi] = EOI
+    out[rows, torch.where(t2i, eoi, eot) + 1] = EOS
+    j = torch.arange(L, device=dev)
+    # words past a row's length go to the spare columns (one each), which are cut off below
+    word_pos = torch.where(j < length[:, None], text_start[:, None] + j, block_size + j)
+    out.scatter_(1, word_pos, text)
+    out.scatter_(1, image_start[:, None] + torch.arange(hw, device=dev), image)
+    return out[:, :block_size]
+
+
 def segment_ids(seq: torch.Tensor) -> torch.Tensor:
     """seq: (B, T) ids -> (B, T) segment label of each token: 1 text (``<bot>``, words, ``<eot>``),
     2 image (``<boi>``, codes, ``<eoi>``), 0 neither (``<bos>``, ``<pad>``). ``<eos>`` belongs to
@@ -287,15 +319,11 @@ def segment_ids(seq: torch.Tensor) -> torch.Tensor:
     # inside a span: opened at or before t, not closed before t
     in_text = (is_bot.cumsum(1) - is_eot.cumsum(1) + is_eot) > 0
     in_image = (is_boi.cumsum(1) - is_eoi.cumsum(1) + is_eoi) > 0
-    seg = torch.zeros_like(seq)
-    seg[in_text] = SEG_TEXT
-    seg[in_image] = SEG_IMAGE
+    zero = torch.zeros_like(seq)
+    seg = torch.where(in_image, zero + SEG_IMAGE, torch.where(in_text, zero + SEG_TEXT, zero))   # no host sync
     # <eos> takes the label of the token before it
-    eos = seq == EOS
-    if eos.any():
-        prev = torch.cat([torch.zeros_like(seg[:, :1]), seg[:, :-1]], dim=1)
-        seg[eos] = prev[eos]
-    return seg
+    prev = torch.cat([torch.zeros_like(seg[:, :1]), seg[:, :-1]], dim=1)
+    return torch.where(seq == EOS, prev, seg)
 
 
 def pad_sequences(seqs: Sequence[Sequence[int]], length: int | None = None) -> torch.Tensor:

@@ -100,3 +100,25 @@ def test_segment_ids_and_table(vocab):
     assert (rows[11]["row"], rows[11]["col"]) == (1, 2)
     with pytest.raises(ValueError, match="does not fit length=4"):
         pad_sequences([[1, 2, 3, 4, 5]], length=4)
+
+
+def test_build_sequences_lays_out_a_batch_like_build_sequence(vocab):
+    """The tensor layout of a whole batch equals build_sequence row by row, in both directions, with
+    dropped captions (length 0) and captions of different lengths."""
+    from course_lib.vocabulary import I2T, T2I, build_sequences
+    g = torch.Generator().manual_seed(0)
+    captions = ["the digit seven", "a seven", "", "seven", "the digit seven"]
+    directions = [T2I, I2T, T2I, I2T, I2T]
+    L, block = 3, 6 + 3 + 6
+    text = torch.full((5, L), 0, dtype=torch.long)
+    length = torch.zeros(5, dtype=torch.long)
+    for i, c in enumerate(captions):
+        ids = vocab.encode_text(c)
+        text[i, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+        text[i, len(ids):] = vocab.word_offset      # junk past the length must be ignored
+        length[i] = len(ids)
+    image = vocab.codes_to_ids(torch.randint(0, vocab.num_codes, (5, 6), generator=g))
+    got = build_sequences(text, length, image, torch.tensor(directions), block)
+    want = pad_sequences([build_sequence(vocab, vocab.encode_text(c), image[i].tolist(), ("t2i", "i2t")[d])
+                          for i, (c, d) in enumerate(zip(captions, directions))], length=block)
+    assert torch.equal(got, want)
