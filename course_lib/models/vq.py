@@ -44,7 +44,9 @@ class QuantizerOutput:
     z_q: (B, D, H, W) quantized latents (straight-through: gradient of z_q flows to z);
     indices: (B, H, W) long codes (``(B, H, W, Q)`` for :class:`ResidualVQ` with Q stages);
     loss: scalar auxiliary loss (codebook + commitment; 0 for FSQ);
-    stats: floats for logging (e.g. the batch's ``perplexity`` and ``used`` fraction).
+    stats: detached 0-d tensors for logging (e.g. the batch's ``perplexity`` and ``used`` fraction);
+    ``float()`` one to print it. They stay on the device so that ``fit`` reads them back to the host
+    in bulk, every few dozen steps, instead of waiting for the device at every step.
     """
 
     z_q: torch.Tensor
@@ -170,10 +172,15 @@ def perplexity(counts: torch.Tensor) -> float:
 
 
 def _perplexity(counts: torch.Tensor) -> float:
-    """:func:`perplexity` without the checks, for a quantizer's per-batch stats (1.0 for an empty batch)."""
+    """:func:`perplexity` without the checks (1.0 for an empty batch)."""
+    return float(_perplexity_tensor(counts))
+
+
+def _perplexity_tensor(counts: torch.Tensor) -> torch.Tensor:
+    """:func:`_perplexity` as a 0-d float32 tensor on ``counts``' device, for a quantizer's per-batch stats."""
     p = counts.float() / counts.float().sum().clamp(min=1e-12)
     entropy = -(p * torch.log(p.clamp(min=1e-12))).sum()
-    return float(torch.exp(entropy))
+    return torch.exp(entropy)
 
 
 class VectorQuantizer(nn.Module):
@@ -307,8 +314,8 @@ class VectorQuantizer(nn.Module):
                     self._ema_update(flat.detach(), idx, counts)
                 if self.dead_threshold > 0:
                     self._restart_dead(flat.detach())
-        stats = {"perplexity": _perplexity(counts), "used": float((counts > 0).float().mean()),
-                 "commitment": float(commitment.detach())}
+        stats = {"perplexity": _perplexity_tensor(counts), "used": (counts > 0).float().mean(),
+                 "commitment": commitment.detach()}
         return QuantizerOutput(_unflatten(q_st, z.shape), idx.reshape(z.shape[0], z.shape[2], z.shape[3]),
                                loss, stats)
 
@@ -371,7 +378,7 @@ class FSQ(nn.Module):
         idx = (digits.detach().round().long() * self._basis.view(1, -1, 1, 1)).sum(1)
         z_q = self.project_out(self._scale(digits))
         counts = torch.bincount(idx.reshape(-1), minlength=self.num_codes).float()
-        stats = {"perplexity": _perplexity(counts), "used": float((counts > 0).float().mean())}
+        stats = {"perplexity": _perplexity_tensor(counts), "used": (counts > 0).float().mean()}
         return QuantizerOutput(z_q, idx, z.new_zeros(()), stats)
 
     def codes_to_latents(self, indices: torch.Tensor) -> torch.Tensor:
@@ -550,9 +557,10 @@ class VQVAE(nn.Module):
 
 
 def vqvae_loss(model: VQVAE, batch) -> tuple[torch.Tensor, dict]:
-    """Loss for :func:`course_lib.train.fit`: MSE reconstruction + the quantizer's loss."""
+    """Loss for :func:`course_lib.train.fit`: MSE reconstruction + the quantizer's loss.
+
+    The logged values are 0-d tensors (``fit`` reads them back to the host every few dozen steps)."""
     x = batch[0]
     x_hat, q = model(x)
     mse = F.mse_loss(x_hat, x)
-    return mse + q.loss, {"mse": float(mse.detach()), "perplexity": q.stats["perplexity"],
-                          "used": q.stats["used"]}
+    return mse + q.loss, {"mse": mse.detach(), "perplexity": q.stats["perplexity"], "used": q.stats["used"]}
