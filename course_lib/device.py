@@ -2,7 +2,9 @@
 
 Device order: ``COURSE_DEVICE`` if set (``cuda``, ``mps`` or ``cpu``), else CUDA, then Apple
 MPS, then the CPU. Mixed precision (bf16 autocast) is used on CUDA only; on the CPU it is slower
-than float32 for the small models of this course.
+than float32 for the small models of this course. ``COURSE_AUTOCAST`` overrides that choice (see
+:func:`autocast_dtype`): ``bf16`` runs the GPU's mixed-precision code path on any device, so a
+laptop can test it; ``off`` keeps CUDA in float32 too.
 """
 from __future__ import annotations
 
@@ -19,7 +21,9 @@ from .validate import check_choice, check_int
 
 DEVICE_ENV = "COURSE_DEVICE"
 SEED_ENV = "COURSE_SEED"
+AUTOCAST_ENV = "COURSE_AUTOCAST"
 _DEVICES = ("cuda", "mps", "cpu")
+_AUTOCAST = ("auto", "bf16", "off")
 
 
 def pick_device(name: str | None = None) -> torch.device:
@@ -47,12 +51,30 @@ def pick_device(name: str | None = None) -> torch.device:
     return torch.device(name)
 
 
+def autocast_dtype(device: torch.device | str) -> torch.dtype | None:
+    """The dtype :func:`autocast` (and so :func:`course_lib.train.fit`) uses on ``device``; None: float32.
+
+    ``COURSE_AUTOCAST`` unset or ``auto``: bf16 on CUDA, float32 elsewhere. ``bf16``: bf16 autocast on
+    every device, the CPU included: the GPU's mixed-precision code path, run (slowly) on a laptop or in
+    CI to test it. ``off``: float32 everywhere, CUDA included.
+    """
+    raw = os.environ.get(AUTOCAST_ENV, "").strip().lower() or "auto"
+    check_choice(AUTOCAST_ENV, raw, _AUTOCAST)
+    if raw == "off":
+        return None
+    if raw == "bf16" or torch.device(device).type == "cuda":
+        return torch.bfloat16
+    return None
+
+
 def autocast(device: torch.device | str):
-    """Context manager: bf16 autocast on CUDA, a no-op elsewhere."""
+    """Context manager: bf16 autocast on CUDA, a no-op elsewhere (``COURSE_AUTOCAST`` changes that:
+    see :func:`autocast_dtype`)."""
     device = torch.device(device)
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    dtype = autocast_dtype(device)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
 
 
 def seed_offset() -> int:
@@ -113,7 +135,7 @@ def environment_report(device: torch.device | None = None) -> dict:
         "cpu_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "cuda_available": torch.cuda.is_available(),
-        "mixed_precision": "bf16 autocast" if device.type == "cuda" else "off (float32)",
+        "mixed_precision": "bf16 autocast" if autocast_dtype(device) is not None else "off (float32)",
     }
     for module in ("torchvision", "datasets", "ipywidgets", "sklearn", "mlxtend"):
         try:

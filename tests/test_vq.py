@@ -157,6 +157,32 @@ def test_vqvae_shapes_errors_and_learning():
     assert float(loss.detach()) < 0.5 * first
 
 
+
+def test_stats_and_logged_values_are_detached_tensors():
+    """Quantizer stats and vqvae_loss's logged values stay 0-d tensors (fit reads them back in bulk);
+    float() of each is the number it used to be."""
+    torch.manual_seed(0)
+    z = torch.randn(2, 3, 4, 4, requires_grad=True)
+    for q in (VectorQuantizer(8, 3), ResidualVQ(2, 8, 3), FSQ([3, 3], 3)):
+        out = q(z)
+        for name, value in out.stats.items():
+            assert isinstance(value, torch.Tensor) and value.ndim == 0 and not value.requires_grad, (q, name)
+        first = out.indices if out.indices.ndim == 3 else out.indices[..., 0]
+        assert abs(float(out.stats["perplexity"]) - perplexity(code_counts(first, q.num_codes))) < 1e-5
+    model = VQVAE(VectorQuantizer(16, 8), hidden=16, dim=8)
+    _, logged = vqvae_loss(model, (torch.rand(4, 1, 28, 28),))
+    assert set(logged) == {"mse", "perplexity", "used"}
+    assert all(isinstance(v, torch.Tensor) and v.ndim == 0 and not v.requires_grad for v in logged.values())
+
+
+def test_nearest_code_precision_follows_the_codebook():
+    """float64 codebooks are searched in float64, float32 and bf16 ones in float32."""
+    v = torch.tensor([[0.5 + 1e-9, 0.0]], dtype=torch.float64)
+    c = torch.tensor([[0.0, 0.0], [1.0, 0.0]], dtype=torch.float64)
+    assert nearest_code(v, c).tolist() == [1]                   # the 1e-9 survives in float64
+    assert nearest_code(v, c.float()).tolist() == [0]           # rounded to float32: a tie, the first code
+    assert nearest_code(torch.tensor([[0.9, 0.0]]), c.bfloat16()).tolist() == [1]
+
 # --- exercise checks: the reference solutions pass, wrong ones fail with a clear message -------------
 
 def _quantize_solution(z, codebook):

@@ -40,21 +40,24 @@ class DigitCNN(nn.Module):
 
 def _shift(x: torch.Tensor, max_shift: int = 2) -> torch.Tensor:
     """Random translations by up to ``max_shift`` pixels (one shift per example): (B, 1, 28, 28)."""
-    b = x.shape[0]
+    b, dev = x.shape[0], x.device
     padded = F.pad(x, (max_shift,) * 4)
-    dx = torch.randint(0, 2 * max_shift + 1, (b,))
-    dy = torch.randint(0, 2 * max_shift + 1, (b,))
-    rows = (dy[:, None] + torch.arange(28)[None, :]).to(x.device)  # (B, 28)
-    cols = (dx[:, None] + torch.arange(28)[None, :]).to(x.device)
-    out = padded[torch.arange(b, device=x.device)[:, None, None], 0, rows[:, :, None], cols[:, None, :]]
+    # drawn on x's device (the CPU's generator on the CPU, as before): no host -> device copy per batch
+    dx = torch.randint(0, 2 * max_shift + 1, (b,), device=dev)
+    dy = torch.randint(0, 2 * max_shift + 1, (b,), device=dev)
+    rows = dy[:, None] + torch.arange(28, device=dev)[None, :]  # (B, 28)
+    cols = dx[:, None] + torch.arange(28, device=dev)[None, :]
+    out = padded[torch.arange(b, device=dev)[:, None, None], 0, rows[:, :, None], cols[:, None, :]]
     return out[:, None]
 
 
 def _loss(model, batch):
+    """Loss for ``fit``: cross-entropy on randomly shifted digits; logs the batch accuracy as a 0-d
+    tensor (``fit`` reads it back to the host in bulk, not at every step)."""
     x, y = batch
     logits = model(_shift(x))
     loss = F.cross_entropy(logits, y)
-    return loss, {"accuracy": float((logits.argmax(1) == y).float().mean())}
+    return loss, {"accuracy": (logits.argmax(1) == y).float().mean()}
 
 
 @torch.no_grad()

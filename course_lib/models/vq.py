@@ -14,9 +14,16 @@ Pieces (each one small, each explained in notebooks 03 and 04):
 Every quantizer maps ``z: (B, D, H, W)`` to a :class:`QuantizerOutput` with the quantized
 latents (straight-through: the forward value is the code, the gradient flows to ``z``), the
 integer codes and the auxiliary loss to add to the reconstruction loss.
+
+Precision: the nearest-code search, k-means and the EMA statistics always run in float32 (float64
+if given float64), also inside a bf16 autocast region such as ``fit``'s on CUDA. bf16 keeps 8
+bits of mantissa, an error of ~0.4% on ``v . c``: about the gap between neighbouring codes of a
+trained codebook with K = 256-512, so bf16 distances would pick other codes in training than in
+evaluation (float32) and feed the EMA sums and k-means the wrong vectors.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -37,7 +44,9 @@ class QuantizerOutput:
     z_q: (B, D, H, W) quantized latents (straight-through: gradient of z_q flows to z);
     indices: (B, H, W) long codes (``(B, H, W, Q)`` for :class:`ResidualVQ` with Q stages);
     loss: scalar auxiliary loss (codebook + commitment; 0 for FSQ);
-    stats: floats for logging (e.g. the batch's ``perplexity`` and ``used`` fraction).
+    stats: detached 0-d tensors for logging (e.g. the batch's ``perplexity`` and ``used`` fraction);
+    ``float()`` one to print it. They stay on the device so that ``fit`` reads them back to the host
+    in bulk, every few dozen steps, instead of waiting for the device at every step.
     """
 
     z_q: torch.Tensor
@@ -51,6 +60,19 @@ def _flatten(z: torch.Tensor) -> torch.Tensor:
     return z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
 
 
+def _float32(device: torch.device) -> contextlib.AbstractContextManager:
+    """Autocast off for ``device``'s type (a no-op where torch has no autocast for it): inside, a
+    matmul of float32 tensors stays float32 even within ``fit``'s bf16 autocast."""
+    if torch.amp.is_autocast_available(device.type):
+        return torch.autocast(device_type=device.type, enabled=False)
+    return contextlib.nullcontext()
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float32 for bf16/fp16/fp32, float64 for float64: the precision of codebook arithmetic."""
+    return torch.promote_types(dtype, torch.float32)
+
+
 def _unflatten(flat: torch.Tensor, shape) -> torch.Tensor:
     """(B*H*W, D) -> (B, D, H, W) for ``shape`` = (B, D, H, W)."""
     b, d, h, w = shape
@@ -62,7 +84,8 @@ def nearest_code(vectors: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
 
     vectors: (N, D) finite; codebook: (K, D) finite, K >= 1, on the same device -> (N,) long. Uses
     ||v||^2 - 2 v.c + ||c||^2, without building an (N, K, D) tensor. Vectors of another float dtype
-    (float64) are converted to the codebook's.
+    (float64) are converted to the codebook's. The distances are float32 (float64 for a float64
+    codebook) whatever the autocast context: see the module doc for why bf16 would pick wrong codes.
     """
     check_tensor("vectors", vectors, ndim=2, floating=True, finite=True)
     check_tensor("codebook", codebook, ndim=2, floating=True, finite=True, nonempty=True, what="code")
@@ -72,10 +95,12 @@ def nearest_code(vectors: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     if vectors.device != codebook.device:
         raise ValueError(f"vectors must be on the codebook's device ({codebook.device}); got a tensor on "
                          f"{vectors.device}")
-    vectors = vectors.to(codebook.dtype)
-    d = (vectors.pow(2).sum(1, keepdim=True) - 2 * vectors @ codebook.t()
-         + codebook.pow(2).sum(1)[None, :])
-    return d.argmin(dim=1)
+    dtype = _compute_dtype(codebook.dtype)
+    with _float32(codebook.device):
+        vectors, codebook = vectors.to(dtype), codebook.to(dtype)
+        d = (vectors.pow(2).sum(1, keepdim=True) - 2 * vectors @ codebook.t()
+             + codebook.pow(2).sum(1)[None, :])
+        return d.argmin(dim=1)
 
 
 @torch.no_grad()
@@ -86,10 +111,19 @@ def kmeans(vectors: torch.Tensor, k: int, *, iters: int = 10, generator: torch.G
     vectors: (N, D) -> centroids (k, D) (and, if ``return_history``, the distortion after each
     iteration). Initialised with k distinct random vectors (with repeats if N < k). An empty
     cluster is re-seeded with a random vector, so every centroid stays in use.
+    Runs in float32 (float64 for float64 vectors; bf16/fp16 vectors are converted, and so are the
+    centroids returned) whatever the autocast context, so it gives the same centroids inside
+    ``fit``'s bf16 autocast as outside.
     """
     check_tensor("vectors", vectors, ndim=2, floating=True, finite=True, nonempty=True, what="vector")
     check_int("k", k, min_value=1)
     check_int("iters", iters, min_value=0)
+    with _float32(vectors.device):
+        return _kmeans(vectors.to(_compute_dtype(vectors.dtype)), k, iters, generator, return_history)
+
+
+def _kmeans(vectors: torch.Tensor, k: int, iters: int, generator: torch.Generator | None, return_history: bool):
+    """:func:`kmeans` after its checks, in float32 or float64 with autocast off."""
     n = vectors.shape[0]
     g = generator
     dev = vectors.device
@@ -138,10 +172,15 @@ def perplexity(counts: torch.Tensor) -> float:
 
 
 def _perplexity(counts: torch.Tensor) -> float:
-    """:func:`perplexity` without the checks, for a quantizer's per-batch stats (1.0 for an empty batch)."""
+    """:func:`perplexity` without the checks (1.0 for an empty batch)."""
+    return float(_perplexity_tensor(counts))
+
+
+def _perplexity_tensor(counts: torch.Tensor) -> torch.Tensor:
+    """:func:`_perplexity` as a 0-d float32 tensor on ``counts``' device, for a quantizer's per-batch stats."""
     p = counts.float() / counts.float().sum().clamp(min=1e-12)
     entropy = -(p * torch.log(p.clamp(min=1e-12))).sum()
-    return float(torch.exp(entropy))
+    return torch.exp(entropy)
 
 
 class VectorQuantizer(nn.Module):
@@ -158,6 +197,10 @@ class VectorQuantizer(nn.Module):
         of vectors per batch, decay ``decay``) is below this is replaced by a random latent vector
         of the batch ("dead-code restart"); 0 turns it off.
       cosine: compare l2-normalised vectors (codes live on the unit sphere).
+
+    Precision: everything here (distances, losses, EMA and usage statistics, k-means, restarts) runs
+    in float32 with autocast off, whatever the caller's autocast; ``z_q`` is float32 (a decoder under
+    autocast casts it back to bf16 itself). Training-time codes are then the codes evaluation sees.
     """
 
     def __init__(self, num_codes: int, dim: int, *, beta: float = 0.25, ema: bool = False,
@@ -201,7 +244,7 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def _init_kmeans(self, flat: torch.Tensor) -> None:
-        centroids = kmeans(flat, self.num_codes, iters=self.kmeans_iters)
+        centroids = kmeans(flat.float(), self.num_codes, iters=self.kmeans_iters)
         self.codebook.data.copy_(centroids)
         self.embed_sum.copy_(centroids)
         self.cluster_size.fill_(1.0)
@@ -209,7 +252,15 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def _ema_update(self, flat: torch.Tensor, idx: torch.Tensor, counts: torch.Tensor) -> None:
-        """EMA codebook update from a batch: flat (N, D) vectors, idx (N,) their codes, counts (K,) float."""
+        """EMA codebook update from a batch: flat (N, D) vectors, idx (N,) their codes, counts (K,) float.
+
+        The statistics are float32 (like the buffers) with autocast off. Determinism: on the CPU (with
+        :func:`course_lib.device.deterministic`) the same batch gives the same bits every run. On CUDA
+        ``index_add_`` accumulates floats with atomic adds in an order that changes from run to run, so
+        ``embed_sum`` and the codes differ between runs in the last digits: CUDA runs are reproducible
+        only up to such rounding, not bit for bit.
+        """
+        flat = flat.float()
         sums = torch.zeros(self.num_codes, self.dim, device=flat.device, dtype=flat.dtype).index_add_(0, idx, flat)
         self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
         self.embed_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
@@ -239,7 +290,11 @@ class VectorQuantizer(nn.Module):
         check_tensor("z", z, ndim=4, floating=True, finite=True)
         if z.shape[1] != self.dim:
             raise ValueError(f"z must have {self.dim} channels (the code width); got shape {tuple(z.shape)}")
-        z = z.float()
+        with _float32(z.device):
+            return self._quantize(z.float())
+
+    def _quantize(self, z: torch.Tensor) -> QuantizerOutput:
+        """:meth:`forward` after its checks: z (B, D, H, W) float32, autocast off."""
         flat = self._norm(_flatten(z))
         if self.training and not bool(self.initialized):
             self._init_kmeans(flat.detach())
@@ -259,8 +314,8 @@ class VectorQuantizer(nn.Module):
                     self._ema_update(flat.detach(), idx, counts)
                 if self.dead_threshold > 0:
                     self._restart_dead(flat.detach())
-        stats = {"perplexity": _perplexity(counts), "used": float((counts > 0).float().mean()),
-                 "commitment": float(commitment.detach())}
+        stats = {"perplexity": _perplexity_tensor(counts), "used": (counts > 0).float().mean(),
+                 "commitment": commitment.detach()}
         return QuantizerOutput(_unflatten(q_st, z.shape), idx.reshape(z.shape[0], z.shape[2], z.shape[3]),
                                loss, stats)
 
@@ -323,7 +378,7 @@ class FSQ(nn.Module):
         idx = (digits.detach().round().long() * self._basis.view(1, -1, 1, 1)).sum(1)
         z_q = self.project_out(self._scale(digits))
         counts = torch.bincount(idx.reshape(-1), minlength=self.num_codes).float()
-        stats = {"perplexity": _perplexity(counts), "used": float((counts > 0).float().mean())}
+        stats = {"perplexity": _perplexity_tensor(counts), "used": (counts > 0).float().mean()}
         return QuantizerOutput(z_q, idx, z.new_zeros(()), stats)
 
     def codes_to_latents(self, indices: torch.Tensor) -> torch.Tensor:
@@ -502,9 +557,10 @@ class VQVAE(nn.Module):
 
 
 def vqvae_loss(model: VQVAE, batch) -> tuple[torch.Tensor, dict]:
-    """Loss for :func:`course_lib.train.fit`: MSE reconstruction + the quantizer's loss."""
+    """Loss for :func:`course_lib.train.fit`: MSE reconstruction + the quantizer's loss.
+
+    The logged values are 0-d tensors (``fit`` reads them back to the host every few dozen steps)."""
     x = batch[0]
     x_hat, q = model(x)
     mse = F.mse_loss(x_hat, x)
-    return mse + q.loss, {"mse": float(mse.detach()), "perplexity": q.stats["perplexity"],
-                          "used": q.stats["used"]}
+    return mse + q.loss, {"mse": mse.detach(), "perplexity": q.stats["perplexity"], "used": q.stats["used"]}
