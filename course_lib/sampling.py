@@ -147,6 +147,30 @@ def _sample(logits, temperature, top_k, allowed, generator):
     return _draw(_filter(logits, temperature, top_k, allowed).softmax(-1), generator)
 
 
+def _on_device(generator, device):
+    """The random stream for sampling on ``device``: ``generator`` itself when it lives there (the CPU:
+    same tokens as always); otherwise a generator on ``device`` seeded once from it, so every draw
+    stays on the accelerator (no (B, V) probabilities copied to the host per token)."""
+    if generator is None or generator.device.type == torch.device(device).type:
+        return generator
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    return torch.Generator(device).manual_seed(seed)
+
+
+def _masks_on(device, allowed: AllowedFn) -> AllowedFn:
+    """``allowed`` whose masks are moved to ``device`` once each (not once per token)."""
+    moved: dict = {}
+
+    def on_device(step, generated):
+        mask = allowed(step, generated)
+        if mask.device == torch.device(device) or (mask.device.type == "cpu" and torch.device(device).type == "cpu"):
+            return mask
+        if id(mask) not in moved:
+            moved[id(mask)] = (mask, mask.to(device))    # keep the original alive so its id stays its own
+        return moved[id(mask)][1]
+    return on_device
+
+
 def _draw(probs, generator):
     """One id per row of probs (B, V), with ``generator``'s random stream."""
     gen_device = generator.device if generator is not None else probs.device
@@ -232,6 +256,9 @@ def generate(model, prompt: torch.Tensor, steps: int, *, temperature: float = 1.
     device = next(model.parameters()).device
     prompt = prompt.to(device)
     contexts = [prompt] + ([uncond_prompt.to(device)] if guided else [])
+    generator = _on_device(generator, device)
+    if allowed is not None:
+        allowed = _masks_on(device, allowed)
     caches = [model.new_cache(B, c.shape[1] + steps) for c in contexts] if use_cache else None
     out = torch.empty(B, 0, dtype=torch.long, device=device)
     done = torch.zeros(B, dtype=torch.bool, device=device)
