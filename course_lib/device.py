@@ -121,6 +121,18 @@ def deterministic(device: torch.device | str) -> bool:
     return True
 
 
+def fast_math(device: torch.device | str) -> bool:
+    """On CUDA, let float32 matmuls and convolutions use TF32 tensor cores (what the ``gpu`` profile
+    runs with; the bf16 autocast of :func:`autocast` covers most of the work anyway) and reset the
+    peak-memory counter the report reads. Returns whether it changed anything (False off CUDA)."""
+    if torch.device(device).type != "cuda":
+        return False
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    torch.cuda.reset_peak_memory_stats()
+    return True
+
+
 def environment_report(device: torch.device | None = None) -> dict:
     """Versions, device and thread count, as a flat dict of strings/numbers."""
     import matplotlib

@@ -6,7 +6,7 @@ In a notebook::
     run.record(pca16_test_mse=0.0275)          # numbers computed in this run
     run.finish()                               # writes build/metrics/01_autoencoders.json
 
-File contract: ``{"notebook", "profile", "device", "seconds", "metrics": {name: number or
+File contract (``gpu_peak_memory_mb`` only on CUDA): ``{"notebook", "profile", "device", "seconds", "metrics": {name: number or
 {name: number}}, "peak_memory_mb", "cut_short": [lines]}`` (``cut_short``: training runs the
 wall-clock guard stopped early; normally empty). :func:`write_report` turns every such file into
 ``build/report.md`` and ``build/report.html``: a summary table (per notebook: device, profile,
@@ -115,6 +115,9 @@ class NotebookRun:
         payload = {"notebook": self.notebook, "profile": self.profile.name, "device": str(self.device),
                    "seconds": round(self.elapsed, 2), "metrics": self.metrics,
                    "peak_memory_mb": _peak_memory_mb(), "cut_short": self.cut_short}
+        if self.device.type == "cuda":
+            import torch
+            payload["gpu_peak_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
         path = build_dir() / "metrics" / f"{self.notebook}.json"
         atomic_write_json(path, payload)
         self.metrics_path = path
@@ -266,6 +269,11 @@ def summarize(runs: list[dict], course_run: dict | None = None) -> Summary:
             peak, where = max(peaks)
             course.append(("peak memory of any notebook kernel", f"{peak:.0f} MB ({where})",
                            f"< {PEAK_MEMORY_MB} MB", peak < PEAK_MEMORY_MB))
+        gpu = [(r["gpu_peak_memory_mb"], r["notebook"]) for r in runs if r.get("gpu_peak_memory_mb") is not None]
+        if gpu:
+            peak, where = max(gpu)
+            course.append(("peak GPU memory of any notebook (torch.cuda.max_memory_allocated)",
+                           f"{peak:.0f} MB ({where})", "", None))
     return Summary(runs, checks, status, missing, course)
 
 
@@ -409,11 +417,13 @@ def start_notebook(notebook: str, seed: int = 0) -> NotebookRun:
     """
     import torch
 
-    from .device import deterministic, seed_everything
+    from .device import autocast_dtype, deterministic, fast_math, seed_everything
     seed_everything(seed)
     run = NotebookRun(notebook)
     deterministic(run.device)
-    amp = "bf16 autocast" if run.device.type == "cuda" else "float32"
+    fast_math(run.device)
+    amp = "bf16 autocast" if autocast_dtype(run.device) is not None else "float32"
+    amp += ", TF32 matmuls" if run.device.type == "cuda" else ""
     print(f"{notebook} | profile: {run.profile} | device: {run.device} ({amp}) | torch {torch.__version__}")
     return run
 

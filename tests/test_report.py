@@ -155,3 +155,12 @@ def test_transformer_notebooks_have_a_joint_budget():
     _write("06_sampling_and_measuring", "classroom", 150.0, {})
     md = write_report(html_out=False).read_text()
     assert "| notebooks 05 + 06 together | 450.0 s | <= 480 s (classroom profile) | met |" in md
+
+
+def test_gpu_peak_memory_is_reported_when_recorded():
+    path = build_dir() / "metrics" / "05_transformer_from_scratch.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"notebook": "05_transformer_from_scratch", "profile": "gpu", "device": "cuda",
+                                "seconds": 60.0, "metrics": {}, "peak_memory_mb": 900.0, "gpu_peak_memory_mb": 2048.0}))
+    md = write_report(html_out=False).read_text()
+    assert "| peak GPU memory of any notebook (torch.cuda.max_memory_allocated) | 2048 MB (05_transformer_from_scratch) |" in md
