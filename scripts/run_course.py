@@ -58,6 +58,12 @@ def main(argv=None) -> int:
         paths = [known[n] for n in args.notebooks]
     out_dir = build_dir() / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
+    # metrics of notebooks the course no longer has (renamed or split) would haunt the report
+    course = {p.stem for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))}
+    for stale in (build_dir() / "metrics").glob("*.json"):
+        if stale.stem not in course:
+            print(f"removing {stale.name}: no notebook of that name in the course any more")
+            stale.unlink()
     failures, start, done = [], time.perf_counter(), []
     socket_dir = tempfile.TemporaryDirectory(prefix="course-kernels-")
     for path in paths:
