@@ -63,10 +63,11 @@ def mixed_recipe(dataset: str, profile=None, tokenizer: ImageTokenizer | None = 
     else:
         # shapes captions are easy to read (image -> text is near perfect even with half the rows), drawing
         # the right shape is what needs the steps: 70% of the rows are text -> image
-        recipe.update(p_i2t=0.3, **profile.choose(
-            smoke=dict(d_model=32, n_layer=2, n_head=2, batch_size=32, steps=400, n_shapes=600),
-            classroom=dict(steps=1700, n_shapes=4000),
-            gpu=dict(d_model=192, n_layer=6, n_head=8, batch_size=128, steps=3000, n_shapes=12000)))
+        recipe.update(profile.choose(
+            # smoke: a few hundred steps are checked on reading (captions), so half the rows are image -> text
+            smoke=dict(d_model=32, n_layer=2, n_head=2, batch_size=32, steps=400, n_shapes=600, p_i2t=0.5),
+            classroom=dict(steps=1700, n_shapes=4000, p_i2t=0.3),
+            gpu=dict(d_model=192, n_layer=6, n_head=8, batch_size=128, steps=3000, n_shapes=12000, p_i2t=0.3)))
     unknown = sorted(set(overrides) - set(recipe))
     if unknown:
         raise ValueError(f"overrides must name settings of the recipe ({', '.join(sorted(recipe))}); got {unknown}")
