@@ -121,7 +121,7 @@ def next_token_logits(cond: torch.Tensor, uncond: torch.Tensor, *, scale: float 
     check_float("scale", scale, min_value=0.0)
     check_float("temperature", temperature, min_value=0.0, strict_min=True)
     _check_filter_inputs(cond, top_k, allowed)
-    return _filter(_guide(cond, uncond, scale), temperature, top_k, allowed)
+    return _next_token_logits(cond, uncond, scale=scale, temperature=temperature, top_k=top_k, allowed=allowed)
 
 
 def _next_token_logits(cond, uncond, *, scale, temperature, top_k, allowed):
@@ -160,10 +160,11 @@ def _on_device(generator, device):
 def _masks_on(device, allowed: AllowedFn) -> AllowedFn:
     """``allowed`` whose masks are moved to ``device`` once each (not once per token)."""
     moved: dict = {}
+    device = torch.device(device)
 
     def on_device(step, generated):
         mask = allowed(step, generated)
-        if mask.device == torch.device(device) or (mask.device.type == "cpu" and torch.device(device).type == "cpu"):
+        if mask.device.type == device.type == "cpu" or mask.device == device:
             return mask
         if id(mask) not in moved:
             moved[id(mask)] = (mask, mask.to(device))    # keep the original alive so its id stays its own
