@@ -138,7 +138,7 @@ def audio_tokenizer_recipe(profile=None, **overrides) -> dict:
     """
     profile = get_profile(profile)
     recipe = dict(version=RECIPE_VERSION, course_seed=seed_offset(), data="espeak-digits-train", n_frames=N_FRAMES,
-                  downsample=4, hidden=128, dim=32, quantizer="vq", num_codes=256, num_stages=1, ema=True,
+                  downsample=4, hidden=128, dim=16, quantizer="vq", num_codes=256, num_stages=1, ema=True,
                   decay=0.99, kmeans_init=True, dead_threshold=1.0, beta=0.25, batch_size=64, lr=2e-3)
     recipe.update(profile.choose(smoke=dict(steps=60, n_per_word=20, n_test_per_word=10),
                                  classroom=dict(steps=800, n_per_word=150, n_test_per_word=50),
