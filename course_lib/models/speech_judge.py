@@ -13,7 +13,8 @@ keyword spotting): conv 5 -> pool 2 -> conv 5 -> pool 2 -> conv 3, then the larg
 time, dropout and a linear layer (~60k parameters). The max over time makes it indifferent to where
 in the clip the word sits. Training augments each clip with a random delay (0-16 frames, rolled in
 from the silent end) and a random gain (``+-1`` in log units). Measured (classroom recipe, 1 CPU
-thread): ~10 s of training, 99% on held-out voices and ~92% on held-out accents.
+thread, 400 steps on 1,500 train clips): 12 s of training, 99.4% on 500 clips of held-out voices
+and 93.6% on 500 of held-out accents.
 
     judge = get_speech_judge()                 # loads data/artifacts/speech_judge_<profile>, or trains
     words = judge_words(judge, log_mels)       # (B, 80, frames) -> (B,) long
