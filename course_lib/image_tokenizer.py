@@ -7,8 +7,9 @@ sentences that mix words with these codes::
     codes = tok.encode(images)               # (B, 1, 28, 28) in [0, 1] -> (B, 7, 7) long in 0..K-1
     images = tok.decode(codes)               # (B, 7, 7) long -> (B, 1, 28, 28) in [0, 1]
 
-Two datasets: ``"digits"`` (MNIST-5k train split, 28x28x1 -> 7x7 codes) and ``"shapes"``
-(captioned shapes, 24x24x3 -> 6x6 codes).
+Three datasets: ``"digits"`` (MNIST-5k train split, 28x28x1 -> 7x7 codes), ``"shapes"``
+(captioned shapes, 24x24x3 -> 6x6 codes) and ``"scenes"`` (the question-answering scenes of
+:mod:`course_lib.data.scenes`, 32x32x3 -> 8x8 codes: each 8-pixel grid cell gets 2x2 codes).
 """
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ from .profiles import Profile, get_profile
 from .train import fit
 from .validate import check_choice, check_codes, check_device, check_int, check_range, check_tensor
 
-DATASETS = ("digits", "shapes")
-_IMAGE = {"digits": (1, 28), "shapes": (3, 24)}  # channels, image size
+DATASETS = ("digits", "shapes", "scenes")
+_IMAGE = {"digits": (1, 28), "shapes": (3, 24), "scenes": (3, 32)}  # channels, image size
 RECIPE_VERSION = 3  # bump when the recipe changes, so cached tokenizers from an older recipe are retrained
 # Notebook 04 chooses these by measurement (its rate-distortion sweep) before it saves the tokenizer;
 # every other entry of the recipe must match for get_tokenizer to use a cached tokenizer.
@@ -47,9 +48,9 @@ def tokenizer_recipe(dataset: str, profile: Profile | str | None = None) -> dict
                   hidden=64, dim=16, quantizer="vq",
                   num_codes=256, levels=None, ema=True, decay=0.99,
                   kmeans_init=True, dead_threshold=1.0, cosine=False, beta=0.25, batch_size=64, lr=2e-3)
-    recipe.update(profile.choose(smoke=dict(steps=120, n_train=1000 if dataset == "digits" else 600),
-                                 classroom=dict(steps=1500, n_train=4500 if dataset == "digits" else 3000),
-                                 gpu=dict(steps=3000, n_train=4500 if dataset == "digits" else 6000)))
+    n_train = {"digits": (1000, 4500, 4500), "shapes": (600, 3000, 6000), "scenes": (600, 4000, 8000)}[dataset]
+    recipe.update(profile.choose(smoke=dict(steps=120, n_train=n_train[0]), classroom=dict(steps=1500, n_train=n_train[1]),
+                                 gpu=dict(steps=3000, n_train=n_train[2])))
     return recipe
 
 
@@ -136,7 +137,8 @@ def tokenizer_data(dataset: str, n: int | None = None, split: str = "train") -> 
     """Images the tokenizer trains/tests on: (N, C, S, S) float in [0, 1].
 
     digits: the MNIST-5k ``split`` ("train" or "test"); shapes: ``make_shapes(split="all")`` with
-    half of the scenes holding two shapes ("train" uses seed 0, "test" seed 1). ``n``: how many
+    half of the scenes holding two shapes ("train" uses seed 0, "test" seed 1); scenes:
+    ``make_scenes(split=split)`` (train and test scenes are disjoint by construction). ``n``: how many
     images (an int >= 1), or ``None`` for the whole split (digits) / the default count (shapes).
     """
     check_choice("dataset", dataset, DATASETS)
@@ -147,6 +149,10 @@ def tokenizer_data(dataset: str, n: int | None = None, split: str = "train") -> 
         from .data import as_tensors, load_digits
         x, _ = as_tensors(load_digits(verbose=False)[split])
         return x if n is None else x[:n]
+    if dataset == "scenes":
+        from .data import make_scenes
+        ds = make_scenes(n if n is not None else (4000 if split == "train" else 500), seed=0, split=split)
+        return ds[:]["image"].float().contiguous()
     from .data import make_shapes
     ds = make_shapes(n if n is not None else (3000 if split == "train" else 500), seed=0 if split == "train" else 1,
                      split="all", two_shape_fraction=0.5)
@@ -194,7 +200,7 @@ def save_tokenizer(tok: ImageTokenizer, profile=None, metrics: dict | None = Non
 
 
 def get_tokenizer(dataset: str, *, profile=None, device=None, verbose: bool = True) -> ImageTokenizer:
-    """The image tokenizer for ``dataset`` ("digits" or "shapes"), ready on ``device``.
+    """The image tokenizer for ``dataset`` ("digits", "shapes" or "scenes"), ready on ``device``.
 
     Loads artifact ``tokenizer_<dataset>_<profile>`` from ``data/artifacts`` when it was made by
     this profile's :func:`tokenizer_recipe` (apart from what notebook 04 chooses by measurement:

@@ -1,0 +1,329 @@
+"""Visual question answering: the cross-attention model, the three VQA models, data, scores, and the
+gated cross-attention exercise check (it rejects the common wrong blocks, accepts a right one written
+differently)."""
+import types
+
+import pytest
+import torch
+from torch import nn
+
+from course_lib.checks import ExerciseError
+from course_lib.checks.vqa import check_gated_cross_attention
+from course_lib.data.scenes import ANSWERS, QUESTION_TYPES
+from course_lib.image_tokenizer import tokenizer_data, tokenizer_recipe
+from course_lib.models.cross_attention import CrossAttention, CrossAttentionDecoder, GatedCrossAttentionBlock
+from course_lib.models.transformer import TransformerConfig
+from course_lib.vqa import (KINDS, accuracy_by_type, answer_ids, answer_logits, encode_questions, new_vqa_model,
+                            predict, question_sequences, train_vqa, vqa_accuracy, vqa_loss, vqa_recipe, vqa_split,
+                            vqa_vocabulary)
+from course_lib.vocabulary import BOS, BOT, EOT, PAD
+
+
+class _FakeTokenizer:
+    """Stands in for the scenes tokenizer: 16 codes on a 2x2 grid, codes from the mean colour."""
+    num_codes = 16
+    grid = (2, 2)
+    device = torch.device("cpu")
+    hparams = {"dataset": "scenes"}
+
+    def encode(self, images):
+        cells = images.reshape(len(images), 3, 2, 16, 2, 16).mean(dim=(3, 5))    # (B, 3, 2, 2)
+        return (cells.sum(1) * 5).long().clamp(0, 15)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    recipe = vqa_recipe("smoke", n_layer=2, d_model=32, n_head=2, steps=60, n_train=40, n_test=20, questions_per_scene=4)
+    tok = _FakeTokenizer()
+    train = vqa_split(recipe, tok, "train")
+    test = vqa_split(recipe, tok, "test", vocab=train.vocab)
+    return recipe, train, test
+
+
+def test_vocabulary_holds_every_question_word_and_answer(tiny):
+    _, train, _ = tiny
+    words = set(train.vocab.tokenizer.words)
+    assert set(ANSWERS) <= words
+    assert len(answer_ids(train.vocab)) == len(ANSWERS)
+
+
+def test_split_tensors_line_up(tiny):
+    recipe, train, test = tiny
+    n = len(train)
+    assert n == 40 * 4 and len(test) == 20 * 4
+    assert train.image.shape == (n, 4) and train.question.shape[0] == n
+    assert bool((train.image >= train.vocab.image_offset).all())
+    assert int(train.length.max()) == train.question.shape[1]
+    # each row's answer and type are those of the questions dataset
+    q = train.questions.with_format(None)[:5]
+    for i in range(5):
+        assert train.vocab.token_name(int(train.answer[i])) == q["answer"][i]
+        assert QUESTION_TYPES[int(train.qtype[i])] == q["type"][i]
+        assert train.vocab.decode_text(train.question[i, :train.length[i]].tolist()).replace(" ", "") == \
+            q["text"][i].replace(" ", "")
+
+
+def test_encode_questions_names_unknown_words(tiny):
+    _, train, _ = tiny
+    with pytest.raises(ValueError, match="unknown word 'pink'"):
+        encode_questions(train.vocab, ["what shape is the pink object?"])
+    ids, length = encode_questions(train.vocab, ["what shape is the pink object?"], unknown="unk")
+    assert int(length[0]) == 7
+
+
+def test_question_sequences_layout():
+    q = torch.tensor([[20, 21, 22], [23, 0, 0]])
+    seq, pos = question_sequences(q, torch.tensor([3, 1]))
+    assert seq.tolist() == [[BOS, BOT, 20, 21, 22, EOT], [BOS, BOT, 23, EOT, PAD, PAD]]
+    assert pos.tolist() == [5, 3]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_answer_logits_and_weights(tiny, kind):
+    recipe, train, _ = tiny
+    model = new_vqa_model(kind, recipe, train.vocab)
+    batch = tuple(t[:6] for t in train.tensors())
+    logits = answer_logits(model, batch)
+    assert logits.shape == (6, len(train.vocab))
+    logits2, weights = answer_logits(model.eval(), batch, need_weights=True)
+    torch.testing.assert_close(logits2, answer_logits(model, batch), atol=1e-5, rtol=1e-4)
+    assert len(weights) == model.config.n_layer
+    w = weights[0]
+    assert w.shape[:2] == (6, recipe["n_head"])
+    torch.testing.assert_close(w.sum(-1), torch.ones(w.shape[:2]), atol=1e-5, rtol=0)
+
+
+def test_parameter_counts_are_similar(tiny):
+    recipe, train, _ = tiny
+    counts = {k: new_vqa_model(k, recipe, train.vocab).num_parameters() for k in KINDS}
+    assert max(counts.values()) / min(counts.values()) < 1.1, counts
+
+
+def test_blind_model_ignores_the_image_and_padding(tiny):
+    recipe, train, _ = tiny
+    model = new_vqa_model("blind", recipe, train.vocab).eval()
+    image, question, length, answer = (t[:4] for t in train.tensors())
+    other = image.flip(0)
+    wider = torch.cat([question, torch.full((4, 3), PAD)], 1)
+    torch.testing.assert_close(answer_logits(model, (image, question, length)),
+                               answer_logits(model, (other, wider, length)))
+
+
+def test_early_fusion_answer_depends_on_the_image(tiny):
+    recipe, train, _ = tiny
+    for kind in ("early", "cross"):
+        model = new_vqa_model(kind, recipe, train.vocab).eval()
+        if kind == "cross":
+            with torch.no_grad():
+                for b in model.xblocks:
+                    b.attn_gate.fill_(1.0)
+        image, question, length, _ = (t[:4] for t in train.tensors())
+        a = answer_logits(model, (image, question, length))
+        b = answer_logits(model, ((image - train.vocab.image_offset + 1) % 16 + train.vocab.image_offset,
+                                  question, length))
+        assert not torch.allclose(a, b), kind
+
+
+def test_cross_model_starts_as_a_text_only_model(tiny):
+    """Gates at 0: the image cannot change anything (Flamingo's initialisation)."""
+    recipe, train, _ = tiny
+    model = new_vqa_model("cross", recipe, train.vocab).eval()
+    image, question, length, _ = (t[:4] for t in train.tensors())
+    torch.testing.assert_close(answer_logits(model, (image, question, length)),
+                               answer_logits(model, (image.flip(0), question, length)))
+
+
+def test_cross_model_rejects_bad_inputs(tiny):
+    recipe, train, _ = tiny
+    model = new_vqa_model("cross", recipe, train.vocab)
+    text, _ = question_sequences(train.question[:2], train.length[:2])
+    with pytest.raises(ValueError, match="image must hold image-code ids"):
+        model(text, torch.zeros(2, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="image"):
+        model(text, train.image[:2, :3])
+    with pytest.raises(TypeError, match="config must be a TransformerConfig"):
+        CrossAttentionDecoder({"d_model": 8})
+
+
+def test_recipe_rejects_unknown_settings():
+    with pytest.raises(ValueError, match="unknown recipe settings"):
+        vqa_recipe("smoke", step=10)
+    with pytest.raises(ValueError, match="kind"):
+        new_vqa_model("late", vqa_recipe("smoke"), vqa_vocabulary(_FakeTokenizer()))
+
+
+def test_training_lowers_the_loss_and_predictions_are_answers(tiny):
+    recipe, train, test = tiny
+    model = new_vqa_model("early", recipe, train.vocab)
+    batch = train.tensors()
+    with torch.no_grad():
+        before = float(vqa_loss(model, batch)[0])
+    train_vqa(model, train, recipe)
+    with torch.no_grad():
+        after = float(vqa_loss(model, batch)[0])
+    assert after < 0.7 * before
+    pred = predict(model, test)
+    assert set(pred.tolist()) <= set(answer_ids(test.vocab).tolist())
+    acc = vqa_accuracy(model, test)
+    assert {"all", "non-relational", "relational", "counting"} <= set(acc)
+
+
+def test_training_is_deterministic(tiny):
+    recipe, train, _ = tiny
+    outs = []
+    for _ in range(2):
+        model = new_vqa_model("cross", recipe, train.vocab)
+        train_vqa(model, train, dict(recipe, steps=15))
+        outs.append(answer_logits(model.eval(), tuple(t[:5] for t in train.tensors())))
+    torch.testing.assert_close(outs[0], outs[1], atol=0, rtol=0)
+
+
+def test_accuracy_by_type_groups():
+    correct = torch.tensor([True, False, True, True])
+    qtype = torch.tensor([QUESTION_TYPES.index(t) for t in ("shape", "shape", "closest", "count")])
+    acc = accuracy_by_type(correct, qtype)
+    assert acc["shape"] == 0.5 and acc["closest"] == 1.0 and acc["count"] == 1.0
+    assert acc["non-relational"] == 0.5 and acc["relational"] == 1.0 and acc["all"] == 0.75
+    assert "size" not in acc
+
+
+def test_scenes_tokenizer_recipe_and_data():
+    r = tokenizer_recipe("scenes", "smoke")
+    assert (r["channels"], r["image_size"], r["downsample"]) == (3, 32, 4)
+    x = tokenizer_data("scenes", 6, split="test")
+    assert x.shape == (6, 3, 32, 32) and 0 <= float(x.min()) and float(x.max()) <= 1
+
+
+# ------------------------------------------------------------------ the gated cross-attention exercise
+def _variant(forward):
+    return type("Learner", (GatedCrossAttentionBlock,), {"forward": forward})
+
+
+def _right_other_style(self, x, memory):
+    gates = torch.tanh(torch.cat([self.attn_gate, self.mlp_gate]))
+    attended, _ = self.xattn(self.ln1(x), memory, need_weights=True)
+    x = torch.addcmul(x, gates[0].expand_as(attended), attended)
+    return x + gates[1] * self.mlp(self.ln2(x))
+
+
+WRONG = {
+    "no gate": (lambda s, x, m: (lambda y: y + torch.tanh(s.mlp_gate) * s.mlp(s.ln2(y)))(x + s.xattn(s.ln1(x), m)[0]),
+                "without the gate"),
+    "gate without tanh": (lambda s, x, m: (lambda y: y + s.mlp_gate * s.mlp(s.ln2(y)))(x + s.attn_gate * s.xattn(s.ln1(x), m)[0]),
+                          "tanh"),
+    "sigmoid gates": (lambda s, x, m: (lambda y: y + torch.sigmoid(s.mlp_gate) * s.mlp(s.ln2(y)))(
+        x + torch.sigmoid(s.attn_gate) * s.xattn(s.ln1(x), m)[0]), "identity"),
+    "gates swapped": (lambda s, x, m: (lambda y: y + torch.tanh(s.attn_gate) * s.mlp(s.ln2(y)))(
+        x + torch.tanh(s.mlp_gate) * s.xattn(s.ln1(x), m)[0]), "swapped"),
+    "self-attention": (lambda s, x, m: (lambda y: y + torch.tanh(s.mlp_gate) * s.mlp(s.ln2(y)))(
+        x + torch.tanh(s.attn_gate) * s.xattn(s.ln1(x), s.ln1(x))[0]), "attends to the text itself"),
+    "memory normalised by ln1": (lambda s, x, m: (lambda y: y + torch.tanh(s.mlp_gate) * s.mlp(s.ln2(y)))(
+        x + torch.tanh(s.attn_gate) * s.xattn(s.ln1(x), s.ln1(m))[0]), "memory went through ln1"),
+    "gate on the residual": (lambda s, x, m: (lambda y: y + torch.tanh(s.mlp_gate) * s.mlp(s.ln2(y)))(
+        torch.tanh(s.attn_gate) * (x + s.xattn(s.ln1(x), m)[0])), "gates at 0"),
+    "parallel": (lambda s, x, m: x + torch.tanh(s.attn_gate) * s.xattn(s.ln1(x), m)[0]
+                 + torch.tanh(s.mlp_gate) * s.mlp(s.ln2(x)), "parallel"),
+    "ln1 twice": (lambda s, x, m: (lambda y: y + torch.tanh(s.mlp_gate) * s.mlp(s.ln1(y)))(
+        x + torch.tanh(s.attn_gate) * s.xattn(s.ln1(x), m)[0]), "ln1 is used for both"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WRONG))
+def test_gated_check_rejects(name, capsys):
+    forward, message = WRONG[name]
+    with pytest.raises(ExerciseError) as err:
+        check_gated_cross_attention(_variant(forward))
+    assert "[wrong]" in str(err.value) and message in str(err.value), str(err.value)
+
+
+def test_gated_check_accepts_the_library_and_another_style(capsys):
+    assert check_gated_cross_attention(GatedCrossAttentionBlock)
+    assert check_gated_cross_attention(_variant(_right_other_style))
+    assert "[ok]" in capsys.readouterr().out
+
+
+def test_gated_check_todo_for_a_stub():
+    def stub(self, x, memory):
+        raise NotImplementedError("gate each sublayer")
+    with pytest.raises(ExerciseError, match=r"\[todo\]"):
+        check_gated_cross_attention(_variant(stub))
+
+
+# ------------------------------------------------------------------ the answer-loss and choose-answer exercises
+from course_lib.checks.vqa import check_answer_loss, check_choose_answer  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+LOSS_WRONG = {
+    "last column": (lambda lg, p, a: F.cross_entropy(lg[:, -1], a), "LAST column"),
+    "off by one": (lambda lg, p, a: F.cross_entropy(lg[torch.arange(len(p)), (p + 1).clamp(max=lg.shape[1] - 1)], a),
+                   "off by one"),
+    "sum": (lambda lg, p, a: F.cross_entropy(lg[torch.arange(len(p)), p], a, reduction="sum"), "summed"),
+    "softmax first": (lambda lg, p, a: F.cross_entropy(lg[torch.arange(len(p)), p].softmax(-1), a), "softmax"),
+    "per row": (lambda lg, p, a: F.cross_entropy(lg[torch.arange(len(p)), p], a, reduction="none"), "0-d tensor"),
+    "a float": (lambda lg, p, a: float(F.cross_entropy(lg[torch.arange(len(p)), p], a)), "should be a tensor"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LOSS_WRONG))
+def test_answer_loss_check_rejects(name):
+    fn, message = LOSS_WRONG[name]
+    with pytest.raises(ExerciseError) as err:
+        check_answer_loss(fn)
+    assert "[wrong]" in str(err.value) and message in str(err.value), str(err.value)
+
+
+def test_answer_loss_check_accepts_another_style(capsys):
+    def mine(logits, pos, answer):
+        picked = torch.gather(logits, 1, pos.view(-1, 1, 1).expand(-1, 1, logits.shape[-1])).squeeze(1)
+        logp = picked - picked.logsumexp(-1, keepdim=True)
+        return -logp.gather(1, answer[:, None]).mean()
+    assert check_answer_loss(mine)
+    assert "[ok]" in capsys.readouterr().out
+
+
+CHOOSE_WRONG = {
+    "whole vocabulary": (lambda lg, al: lg.argmax(1), "whole vocabulary"),
+    "positions not ids": (lambda lg, al: lg[:, al].argmax(1), "positions in `allowed`"),
+    "argmin": (lambda lg, al: al[lg[:, al].argmin(1)], "argmin"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CHOOSE_WRONG))
+def test_choose_answer_check_rejects(name):
+    fn, message = CHOOSE_WRONG[name]
+    with pytest.raises(ExerciseError) as err:
+        check_choose_answer(fn)
+    assert "[wrong]" in str(err.value) and message in str(err.value), str(err.value)
+
+
+def test_choose_answer_check_accepts_another_style(capsys):
+    def mine(logits, allowed):
+        masked = torch.full_like(logits, float("-inf"))
+        masked[:, allowed] = logits[:, allowed]
+        return masked.argmax(dim=1)
+    assert check_choose_answer(mine)
+    assert "[ok]" in capsys.readouterr().out
+
+
+def test_learner_hooks_are_what_runs(tiny):
+    """The learner's loss trains, the learner's block builds the model, the learner's chooser scores."""
+    recipe, train, test = tiny
+    calls = {"loss": 0, "choose": 0, "block": 0}
+
+    def loss(logits, pos, answer):
+        calls["loss"] += 1
+        return F.cross_entropy(logits[torch.arange(len(pos)), pos], answer)
+
+    def choose(logits, allowed):
+        calls["choose"] += 1
+        return allowed[logits[:, allowed].argmax(1)]
+
+    class Mine(GatedCrossAttentionBlock):
+        def forward(self, x, memory, need_weights=False):
+            calls["block"] += 1
+            return super().forward(x, memory, need_weights)
+
+    model = new_vqa_model("cross", recipe, train.vocab, gated_block=Mine)
+    train_vqa(model, train, dict(recipe, describe_steps=0, steps=3), loss_fn=loss)
+    vqa_accuracy(model, test, choose=choose)
+    assert calls["loss"] == 3 and calls["choose"] >= 1 and calls["block"] > 0
