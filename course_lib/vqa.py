@@ -229,27 +229,29 @@ def question_sequences(question: torch.Tensor, length: torch.Tensor) -> tuple[to
     return seq, length + 2
 
 
-def sequence_logits(model, batch, need_weights: bool = False):
-    """batch = (image (B, h*w), question (B, L), length (B,), ...) -> (logits (B, T, V) of every
-    position of the model's input, pos (B,): where each row's ``<eot>`` sits, i.e. the position whose
-    next-token logits are the answer's) [, each layer's attention weights: (B, H, T, T) self-attention
-    for "early", (B, H, T, 1 + h*w) cross-attention for "cross" (null slot first), None for "blind"].
-    Rows are right-padded, so the last column is ``<eot>`` only for the longest question."""
+def model_inputs(kind: str, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """What model ``kind`` reads for batch = (image (B, h*w), question (B, L), length (B,), ...):
+    (ids (B, T), pos (B,)), pos being where each row's ``<eot>`` sits (its next-token logits are the
+    answer's). "early": ``[BOS, BOI, image.., EOI, BOT, question.., EOT]``; "blind" and "cross":
+    ``[BOS, BOT, question.., EOT]`` ("cross" reads the image through its memory). Rows are
+    right-padded with ``<pad>``, so the last column is ``<eot>`` only for the longest question."""
+    check_choice("kind", kind, KINDS)
     image, question, length = batch[:3]
-    kind = model_kind(model)
     if kind == "early":
         hw = image.shape[1]
-        block = question.shape[1] + hw + 6
-        seq = build_sequences(question, length, image, torch.full_like(length, I2T), block)[:, :-1]  # no EOS column
-        pos = 4 + hw + length
-        seq = seq[:, :question.shape[1] + hw + 5]
-        out = model(seq, need_weights=need_weights)
-    elif kind == "blind":
-        seq, pos = question_sequences(question, length)
-        out = model(seq, need_weights=need_weights)
-    else:
-        seq, pos = question_sequences(question, length)
-        out = model(seq, image, need_weights=need_weights)
+        L = question.shape[1]
+        seq = build_sequences(question, length, image, torch.full_like(length, I2T), L + hw + 6)
+        return seq[:, :L + hw + 5], 4 + hw + length           # drop the <eos> column
+    return question_sequences(question, length)
+
+
+def sequence_logits(model, batch, need_weights: bool = False):
+    """(logits (B, T, V) at every position of :func:`model_inputs`, pos (B,)) [, each layer's
+    attention weights: (B, H, T, T) self-attention for "early", (B, H, T, 1 + h*w) cross-attention
+    for "cross" (null slot first), None for "blind"]."""
+    kind = model_kind(model)
+    seq, pos = model_inputs(kind, batch)
+    out = model(seq, batch[0], need_weights=need_weights) if kind == "cross" else model(seq, need_weights=need_weights)
     if need_weights:
         logits, weights = out
         return logits, pos, weights
