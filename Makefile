@@ -57,6 +57,7 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python benchmarks/bench_ae_vae.py
 	$(BIN)/python benchmarks/bench_vq.py
+	$(BIN)/python benchmarks/bench_vqa.py
 
 # Smoke checks on any CPU: every notebook in the smoke profile with 1 and 2 threads and COURSE_SEED 0, 1, 2.
 smoke-sweep: $(STAMP)
