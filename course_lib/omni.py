@@ -23,14 +23,16 @@ All voices are synthetic eSpeak NG formant voices, not human speech.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import torch
 import torch.nn.functional as F
 
 from .artifacts import load_artifact, recipe_hash, save_artifact
-from .device import pick_device, seed_everything, seed_offset
-from .models.transformer import MixedTransformer, TransformerConfig
+from .device import pick_device, seed_offset
+from .mixed_training import _from_hparams, new_model, training_examples
+from .models.transformer import MixedTransformer
 from .profiles import get_profile
 from .sampling import generate
 from .train import History, fit
@@ -273,7 +275,7 @@ def omni_recipe(profile=None, image_tokenizer=None, audio_tokenizer=None, **over
     recipe = dict(version=RECIPE_VERSION, course_seed=seed_offset(),
                   image_tokenizer=recipe_hash(image_tokenizer.hparams) if image_tokenizer is not None else None,
                   audio_tokenizer=recipe_hash(audio_tokenizer.hparams) if audio_tokenizer is not None else None,
-                  n_layer=4, n_head=4, d_model=128, dropout=0.0, batch_size=64, lr=2e-3, warmup_steps=100,
+                  n_layer=4, n_head=4, d_model=64, dropout=0.0, batch_size=64, lr=3e-3, warmup_steps=100,
                   weight_decay=0.01, cond_weight=1 / 8, model_seed=0, data_seed=0, n_shifts=2,
                   temperature=1.0, top_k=None)
     recipe.update(profile.choose(
@@ -290,19 +292,14 @@ def omni_recipe(profile=None, image_tokenizer=None, audio_tokenizer=None, **over
 
 
 def new_omni_model(recipe: dict, vocab: MixedVocabulary, block_size: int) -> MixedTransformer:
-    config = TransformerConfig(vocab_size=len(vocab), image_offset=vocab.image_offset, word_offset=vocab.word_offset,
-                               grid=vocab.grid, block_size=block_size, n_layer=recipe["n_layer"],
-                               n_head=recipe["n_head"], d_model=recipe["d_model"], dropout=recipe["dropout"],
-                               audio_offset=vocab.audio_offset)
-    seed_everything(recipe["model_seed"])
-    return MixedTransformer(config)
+    """An untrained transformer of ``recipe``'s size for ``vocab`` (with its audio range), seeded by ``model_seed``."""
+    return new_model(recipe, vocab, block_size)
 
 
 def training_data(recipe: dict, image_tokenizer, audio_tokenizer, device=None) -> tuple[MixedVocabulary, OmniData]:
     """Tokenize the MNIST-5k train digits (as is + ``n_shifts`` one-pixel shifts) and ``n_per_word``
     train-voice clips per digit word; returns ``(vocab, data)``."""
     from .data import as_tensors, load_digits
-    from .mixed_training import training_examples
     from .speech_features import speech_log_mels
     _, image_codes = training_examples("digits", {"n_shifts": recipe["n_shifts"]}, image_tokenizer)
     _, image_labels = as_tensors(load_digits(verbose=False)["train"])
@@ -364,10 +361,6 @@ def evaluate_omni(model, vocab, recipe: dict, image_tokenizer, audio_tokenizer, 
     return out
 
 
-def _from_hparams(hp: dict) -> MixedTransformer:
-    return MixedTransformer(TransformerConfig(**{**hp["config"], "grid": tuple(hp["config"]["grid"])}))
-
-
 def get_omni_model(profile=None, device=None, *, verbose: bool = True, evaluate: bool = True):
     """``(model, vocab, recipe, metrics)``: loads artifact ``omni_<profile>`` if this profile's recipe
     (on the current tokenizers) made it; otherwise trains, evaluates and saves it."""
@@ -397,11 +390,7 @@ def get_omni_model(profile=None, device=None, *, verbose: bool = True, evaluate:
                                      get_speech_judge(profile, device, verbose=verbose),
                                      get_digit_classifier(profile, device, verbose=verbose)))
         metrics["eval_seconds"] = time.perf_counter() - t
-    c = model.config
-    hparams = {**recipe, "config": dict(vocab_size=c.vocab_size, image_offset=c.image_offset, word_offset=c.word_offset,
-                                        grid=list(c.grid), block_size=c.block_size, n_layer=c.n_layer,
-                                        n_head=c.n_head, d_model=c.d_model, dropout=c.dropout,
-                                        audio_offset=c.audio_offset)}
+    hparams = {**recipe, "config": {**dataclasses.asdict(model.config), "grid": list(model.config.grid)}}
     save_artifact(name, model, hparams, metrics=metrics)
     if verbose:
         print(f"trained omni model {name!r} in {metrics['train_seconds']:.0f} s; saved to data/artifacts")
