@@ -10,12 +10,17 @@ tasks by next-token prediction. Each task has a fixed layout (every word is one 
 h*w = 49 codes, a clip 22 codes), split into the *prompt* (what generation is given) and the
 *target* (what the model writes)::
 
-    t2s  say seven       [BOS BOT say d EOT BOA]              + [audio x22 EOA EOS]
-    s2t  transcribe      [BOS BOA audio x22 EOA BOT write]    + [d EOT EOS]
-    i2s  read aloud      [BOS BOI image x49 EOI BOT read EOT BOA] + [audio x22 EOA EOS]
-    s2i  draw what you hear [BOS BOA audio x22 EOA BOT draw EOT BOI] + [image x49 EOI EOS]
+    t2s  say seven          [BOS BOT say d EOT BOA]           + [audio x22 EOA EOS]
+    s2t  transcribe         [BOS BOA audio x22 EOA BOT write] + [d EOT EOS]
+    i2s  read aloud         [BOS BOI image x49 EOI BOT read]  + [d EOT BOA audio x22 EOA EOS]
+    s2i  draw what you hear [BOS BOA audio x22 EOA BOT draw]  + [d EOT BOI image x49 EOI EOS]
 
-The loss weighs the target ``1 - cond_weight`` and the prompt ``cond_weight`` (as notebook 05).
+Image <-> speech goes through the word: the model first writes the digit's name, then speaks or
+draws it (an "inner monologue", as Moshi writes text tokens before its speech). Without it (the
+target span straight after the task word) the classroom model read 50% and drew 36% right.
+
+The loss weighs the target ``1 - cond_weight`` and the prompt ``cond_weight`` (as notebook 05); in
+i2s and s2i the monologue word takes ``word_weight`` of the target's share.
 Constrained decoding (:func:`target_constraint`) keeps every generated span in its modality and
 length. Evaluation uses the independent judges: the speech judge hears generated clips (decoded by
 the audio tokenizer), the digit classifier reads drawn digits (decoded by the image tokenizer).
@@ -43,8 +48,8 @@ DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "e
 TASK_WORDS = {"t2s": "say", "s2t": "write", "i2s": "read", "s2i": "draw"}
 TASKS = ("t2s", "s2t", "i2s", "s2i")
 T2S, S2T, I2S, S2I = range(4)
-TARGET_KIND = {T2S: "audio", S2T: "text", I2S: "audio", S2I: "image"}
-RECIPE_VERSION = 1
+TARGET_KIND = {T2S: "audio", S2T: "text", I2S: "audio", S2I: "image"}   # what each task finally writes
+RECIPE_VERSION = 2   # 2: image <-> speech through the digit word (inner monologue)
 
 __all__ = ["TASKS", "T2S", "S2T", "I2S", "S2I", "build_omni_vocabulary", "task_prompts", "omni_sequences",
            "omni_weights", "omni_loss", "OmniData", "target_constraint", "omni_recipe", "new_omni_model",
@@ -67,9 +72,18 @@ def digit_word_ids(vocab: MixedVocabulary) -> torch.Tensor:
     return torch.tensor([_word(vocab, w) for w in DIGIT_WORDS])
 
 
+def target_spans(vocab: MixedVocabulary, task: int, n_audio: int) -> list[tuple[str | int, int]]:
+    """What the model writes for ``task`` before ``<eos>``, as ``(kind, count)`` pieces: kind
+    ``"digit"`` (one digit word), ``"audio"`` / ``"image"`` (codes), or one fixed marker id."""
+    word = [("digit", 1), (EOT, 1)]
+    return {T2S: [("audio", n_audio), (EOA, 1)], S2T: word,
+            I2S: word + [(BOA, 1), ("audio", n_audio), (EOA, 1)],
+            S2I: word + [(BOI, 1), ("image", vocab.n_image_tokens), (EOI, 1)]}[task]
+
+
 def target_length(vocab: MixedVocabulary, task: int, n_audio: int) -> int:
-    """Tokens the model writes for ``task`` before ``<eos>``: the span and its closing marker."""
-    return {T2S: n_audio, S2T: 1, I2S: n_audio, S2I: vocab.n_image_tokens}[task] + 1
+    """Tokens the model writes for ``task`` before ``<eos>``."""
+    return sum(n for _, n in target_spans(vocab, task, n_audio))
 
 
 def task_prompts(vocab: MixedVocabulary, task: int, digits: torch.Tensor, image_ids: torch.Tensor,
@@ -92,17 +106,15 @@ def task_prompts(vocab: MixedVocabulary, task: int, digits: torch.Tensor, image_
     if task == S2T:
         return torch.cat([col(BOS), audio, col(BOT), task_word], 1), torch.cat([word, col(EOT), col(EOS)], 1)
     if task == I2S:
-        return (torch.cat([col(BOS), image, col(BOT), task_word, col(EOT), col(BOA)], 1),
-                torch.cat([audio_ids, col(EOA), col(EOS)], 1))
+        return torch.cat([col(BOS), image, col(BOT), task_word], 1), torch.cat([word, col(EOT), audio, col(EOS)], 1)
     if task == S2I:
-        return (torch.cat([col(BOS), audio, col(BOT), task_word, col(EOT), col(BOI)], 1),
-                torch.cat([image_ids, col(EOI), col(EOS)], 1))
+        return torch.cat([col(BOS), audio, col(BOT), task_word], 1), torch.cat([word, col(EOT), image, col(EOS)], 1)
     raise ValueError(f"task must be one of 0..3 ({', '.join(TASKS)}); got {task!r}")
 
 
 def block_size_for(vocab: MixedVocabulary, n_audio: int) -> int:
-    """The longest sequence of the four tasks (image <-> speech: 1 + (h*w + 2) + 3 + (T' + 2) + 1)."""
-    return vocab.n_image_tokens + n_audio + 9
+    """The longest sequence of the four tasks (image <-> speech: 1 + (h*w + 2) + 4 + (T' + 2) + 1)."""
+    return vocab.n_image_tokens + n_audio + 10
 
 
 def omni_sequences(vocab: MixedVocabulary, task: torch.Tensor, digits: torch.Tensor, image_ids: torch.Tensor,
@@ -120,11 +132,14 @@ def omni_sequences(vocab: MixedVocabulary, task: torch.Tensor, digits: torch.Ten
     return out
 
 
-def omni_weights(vocab: MixedVocabulary, n_audio: int, block_size: int, cond_weight: float = 1 / 8) -> torch.Tensor:
-    """(4, block_size - 1) loss weights per task for the targets ``seq[:, 1:]``: the target span
-    (with its closing marker and ``<eos>``) shares ``1 - cond_weight``, the prompt after ``<bos>``
-    shares ``cond_weight``; padding 0. Each row sums to 1."""
+def omni_weights(vocab: MixedVocabulary, n_audio: int, block_size: int, cond_weight: float = 1 / 8,
+                 word_weight: float = 0.25) -> torch.Tensor:
+    """(4, block_size - 1) loss weights per task for the targets ``seq[:, 1:]``: the target (with its
+    markers and ``<eos>``) shares ``1 - cond_weight``, the prompt after ``<bos>`` shares
+    ``cond_weight``; padding 0. In i2s and s2i the monologue word alone takes ``word_weight`` of the
+    target's share. Each row sums to 1."""
     check_float("cond_weight", cond_weight, min_value=0.0, max_value=1.0)
+    check_float("word_weight", word_weight, min_value=0.0, max_value=1.0)
     w = torch.zeros(len(TASKS), block_size - 1)
     one = torch.zeros(1, dtype=torch.long)
     for t in range(len(TASKS)):
@@ -133,19 +148,23 @@ def omni_weights(vocab: MixedVocabulary, n_audio: int, block_size: int, cond_wei
         P, L = prompt.shape[1], target.shape[1]
         w[t, :P - 1] = cond_weight / (P - 1)
         w[t, P - 1:P - 1 + L] = (1 - cond_weight) / L
+        if t in (I2S, S2I):
+            w[t, P - 1] = (1 - cond_weight) * word_weight
+            w[t, P:P - 1 + L] = (1 - cond_weight) * (1 - word_weight) / (L - 1)
     return w
 
 
-def omni_loss(model, batch, weights: torch.Tensor):
-    """Weighted next-token loss for ``fit``: batch = (seq (B, T), task (B,)); weights from
-    :func:`omni_weights`. Logs each task's mean target cross-entropy (nats/token; NaN if absent)."""
+def omni_loss(model, batch, weights: torch.Tensor, targets: torch.Tensor):
+    """Weighted next-token loss for ``fit``: batch = (seq (B, T), task (B,)); weights (4, T-1) from
+    :func:`omni_weights`, targets (4, T-1) bool marks each task's target positions (``OmniData``
+    holds both). Logs each task's mean target cross-entropy (nats/token; NaN if absent)."""
     seq, task = batch
     logits = model(seq[:, :-1])
     ce = F.cross_entropy(logits.transpose(1, 2).float(), seq[:, 1:], reduction="none")
     w = weights.to(seq.device)[task]
     loss = (w * ce).sum(1).mean()
     with torch.no_grad():
-        target = (w > weights.max(1, keepdim=True).values[task] * 0.999).float()   # the target positions
+        target = targets.to(seq.device)[task].float()
         parts = {name: (ce * target * (task == t)[:, None]).sum() / (target * (task == t)[:, None]).sum()
                  for t, name in enumerate(TASKS)}
     return loss, parts
@@ -162,7 +181,7 @@ class OmniData:
 
     def __init__(self, vocab: MixedVocabulary, image_codes: torch.Tensor, image_labels: torch.Tensor,
                  audio_codes: torch.Tensor, audio_labels: torch.Tensor, *, cond_weight: float = 1 / 8,
-                 seed: int = 0, device=None):
+                 word_weight: float = 0.25, seed: int = 0, device=None):
         self.vocab, self.device = vocab, torch.device(device or "cpu")
         if image_codes.ndim == 3:
             image_codes = image_codes[:, None]
@@ -177,7 +196,8 @@ class OmniData:
         self.image_start = self.image_count.cumsum(0) - self.image_count
         self.audio_start = self.audio_count.cumsum(0) - self.audio_count
         self.block_size = block_size_for(vocab, self.n_audio)
-        self.weights = omni_weights(vocab, self.n_audio, self.block_size, cond_weight).to(self.device)
+        self.weights = omni_weights(vocab, self.n_audio, self.block_size, cond_weight, word_weight).to(self.device)
+        self.targets = omni_weights(vocab, self.n_audio, self.block_size, 0.0, 0.5).to(self.device) > 0
         self.generator = torch.Generator(self.device).manual_seed(seed + seed_offset())
 
     def batch(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -197,35 +217,37 @@ class OmniData:
 
 # ----------------------------------------------------------------------------- constrained decoding
 def target_constraint(vocab: MixedVocabulary, task: int, n_audio: int):
-    """``allowed(step, generated) -> (V,) bool`` for the target of ``task``: the span's tokens only
-    (audio codes / image codes / one digit word), exactly as many as the layout holds, then its
-    closing marker (``<eoa>`` / ``<eoi>`` / ``<eot>``)."""
-    kind = TARGET_KIND[task]
-    if kind == "text":
-        span = torch.zeros(len(vocab), dtype=torch.bool)
-        span[digit_word_ids(vocab)] = True
-    else:
-        span = vocab.allowed_mask(kind)
-    end = torch.zeros(len(vocab), dtype=torch.bool)
-    end[{"audio": EOA, "image": EOI, "text": EOT}[kind]] = True
-    n = target_length(vocab, task, n_audio) - 1
+    """``allowed(step, generated) -> (V,) bool`` for the target of ``task``: step by step, only the
+    tokens :func:`target_spans` lays out there (one digit word, audio codes, image codes, or the one
+    marker that opens or closes a span), so every span keeps its modality and its length."""
+    masks = []
+    for kind, count in target_spans(vocab, task, n_audio):
+        if kind == "digit":
+            mask = torch.zeros(len(vocab), dtype=torch.bool)
+            mask[digit_word_ids(vocab)] = True
+        elif isinstance(kind, str):
+            mask = vocab.allowed_mask(kind)
+        else:
+            mask = torch.zeros(len(vocab), dtype=torch.bool)
+            mask[kind] = True
+        masks += [mask] * count
 
     def allowed(step: int, generated: torch.Tensor) -> torch.Tensor:
-        return span if step < n else end
+        return masks[min(step, len(masks) - 1)]
     return allowed
 
 
 @torch.no_grad()
 def _run(model, vocab, task, digits, image_ids, audio_ids, n_audio, *, temperature, top_k, generator,
          batch_size=500) -> torch.Tensor:
-    """The target span (B, n) the model writes for ``task`` (closing marker dropped)."""
+    """What the model writes for ``task`` before ``<eos>``, (B, target_length)."""
     out = []
     for s in range(0, len(digits), batch_size):
         prompt, _ = task_prompts(vocab, task, digits[s:s + batch_size], image_ids[s:s + batch_size],
                                  audio_ids[s:s + batch_size])
         steps = target_length(vocab, task, n_audio)
         out.append(generate(model, prompt, steps, temperature=temperature, top_k=top_k, generator=generator,
-                            allowed=target_constraint(vocab, task, n_audio))[:, :-1].cpu())
+                            allowed=target_constraint(vocab, task, n_audio)).cpu())
     return torch.cat(out)
 
 
@@ -239,7 +261,12 @@ def transcribe(model, vocab, audio_codes: torch.Tensor) -> torch.Tensor:
     img, _ = _dummy(vocab, len(audio_codes), n_audio)
     words = _run(model, vocab, S2T, torch.zeros(len(audio_codes), dtype=torch.long), img,
                  vocab.audio_codes_to_ids(audio_codes), n_audio, temperature=0.0, top_k=None, generator=None)
-    return (words[:, :1] == digit_word_ids(vocab)[None]).long().argmax(1)
+    return _digits(vocab, words[:, 0])
+
+
+def _digits(vocab, word_ids: torch.Tensor) -> torch.Tensor:
+    """digit word ids (B,) -> digits (B,)."""
+    return (word_ids[:, None] == digit_word_ids(vocab)[None]).long().argmax(1)
 
 
 def speak(model, vocab, *, digits: torch.Tensor | None = None, image_codes: torch.Tensor | None = None,
@@ -254,7 +281,7 @@ def speak(model, vocab, *, digits: torch.Tensor | None = None, image_codes: torc
         img = vocab.codes_to_ids(image_codes.flatten(1))
     ids = _run(model, vocab, task, digits if digits is not None else torch.zeros(B, dtype=torch.long), img, aud,
                n_audio, temperature=temperature, top_k=top_k, generator=generator)
-    return vocab.ids_to_audio_codes(ids)
+    return vocab.ids_to_audio_codes(ids[:, -n_audio - 1:-1])
 
 
 def draw_heard(model, vocab, audio_codes: torch.Tensor, *, temperature: float = 1.0, top_k: int | None = None,
@@ -265,7 +292,7 @@ def draw_heard(model, vocab, audio_codes: torch.Tensor, *, temperature: float = 
     ids = _run(model, vocab, S2I, torch.zeros(len(audio_codes), dtype=torch.long), img,
                vocab.audio_codes_to_ids(audio_codes), n_audio, temperature=temperature, top_k=top_k,
                generator=generator)
-    return vocab.ids_to_codes(ids)
+    return vocab.ids_to_codes(ids[:, -vocab.n_image_tokens - 1:-1])
 
 
 # ----------------------------------------------------------------------------- recipe, training, evaluation
@@ -276,8 +303,8 @@ def omni_recipe(profile=None, image_tokenizer=None, audio_tokenizer=None, **over
                   image_tokenizer=recipe_hash(image_tokenizer.hparams) if image_tokenizer is not None else None,
                   audio_tokenizer=recipe_hash(audio_tokenizer.hparams) if audio_tokenizer is not None else None,
                   n_layer=4, n_head=4, d_model=64, dropout=0.0, batch_size=64, lr=3e-3, warmup_steps=100,
-                  weight_decay=0.01, cond_weight=1 / 8, model_seed=0, data_seed=0, n_shifts=2,
-                  temperature=1.0, top_k=None)
+                  weight_decay=0.01, cond_weight=1 / 8, word_weight=0.25, model_seed=0, data_seed=0, n_shifts=2,
+                  speech_temperature=0.5, image_temperature=1.0, top_k=None)
     recipe.update(profile.choose(
         smoke=dict(d_model=32, n_layer=2, n_head=2, batch_size=32, steps=150, n_per_word=20, n_test_per_word=5,
                    n_images=100, n_shifts=0),
@@ -307,13 +334,14 @@ def training_data(recipe: dict, image_tokenizer, audio_tokenizer, device=None) -
     audio_codes = audio_tokenizer.encode(mels).cpu()
     vocab = build_omni_vocabulary(image_tokenizer.num_codes, image_tokenizer.grid, audio_tokenizer.num_codes)
     return vocab, OmniData(vocab, image_codes, image_labels, audio_codes, audio_labels,
-                           cond_weight=recipe["cond_weight"], seed=recipe["data_seed"], device=device)
+                           cond_weight=recipe["cond_weight"], word_weight=recipe["word_weight"],
+                           seed=recipe["data_seed"], device=device)
 
 
 def train_omni(model: MixedTransformer, data: OmniData, recipe: dict, *, device=None) -> History:
     """``recipe["steps"]`` AdamW steps with warm-up and a cosine, via :func:`course_lib.train.fit`."""
     steps = check_int("steps", recipe["steps"], min_value=1)
-    return fit(model, lambda m, b: omni_loss(m, b, data.weights), data.batches(recipe["batch_size"]), steps=steps,
+    return fit(model, lambda m, b: omni_loss(m, b, data.weights, data.targets), data.batches(recipe["batch_size"]), steps=steps,
                batch_size=recipe["batch_size"], lr=recipe["lr"], warmup_steps=min(recipe["warmup_steps"], steps // 5),
                cosine=True, weight_decay=recipe["weight_decay"], device=device, desc="omni transformer")
 
@@ -325,7 +353,8 @@ def evaluate_omni(model, vocab, recipe: dict, image_tokenizer, audio_tokenizer, 
 
     * ``s2t_test`` / ``s2t_test_accent``: word accuracy on held-out voices / accents (greedy);
     * ``t2s`` (and ``t2s_per_digit``): the speech judge hears the clip the model says for each digit
-      (``n_test_per_word`` prompts per digit); ``judge_ceiling_test``: the judge on tokenized test clips;
+      (``n_test_per_word`` prompts per digit); ``judge_ceiling_test`` (``_per_digit``): the judge on
+      tokenized-then-decoded test clips, the ceiling for generated speech;
     * ``i2s``: the model reads the MNIST test digits aloud, the speech judge hears the label;
     * ``s2i``: the model draws what it hears (test voices), the digit classifier reads the label.
     """
@@ -334,7 +363,7 @@ def evaluate_omni(model, vocab, recipe: dict, image_tokenizer, audio_tokenizer, 
     from .models.speech_judge import judge_words
     from .speech_features import speech_log_mels
     n, g = recipe["n_test_per_word"], torch.Generator().manual_seed(seed)
-    kw = dict(temperature=recipe["temperature"], top_k=recipe["top_k"], generator=g)
+    kw = dict(temperature=recipe["speech_temperature"], top_k=recipe["top_k"], generator=g)
     out = {}
     for split in ("test", "test_accent"):
         mels, labels = speech_log_mels(split, n, seed=0)
@@ -342,8 +371,9 @@ def evaluate_omni(model, vocab, recipe: dict, image_tokenizer, audio_tokenizer, 
         out[f"s2t_{split}"] = float((transcribe(model, vocab, codes) == labels).float().mean())
         if split == "test":
             test_codes, test_labels = codes, labels
-            out["judge_ceiling_test"] = float((judge_words(speech_judge, audio_tokenizer.decode(codes)).cpu()
-                                               == labels).float().mean())
+            ok = (judge_words(speech_judge, audio_tokenizer.decode(codes)).cpu() == labels).float()
+            out["judge_ceiling_test"] = float(ok.mean())
+            out["judge_ceiling_per_digit"] = [float(ok[labels == d].mean()) for d in range(10)]
     n_audio = test_codes.shape[1]
     digits = torch.arange(10).repeat_interleave(n)
     heard = judge_words(speech_judge, audio_tokenizer.decode(speak(model, vocab, digits=digits, n_audio=n_audio,
@@ -356,6 +386,7 @@ def evaluate_omni(model, vocab, recipe: dict, image_tokenizer, audio_tokenizer, 
     read = judge_words(speech_judge, audio_tokenizer.decode(speak(model, vocab, image_codes=image_codes,
                                                                   n_audio=n_audio, **kw))).cpu()
     out["i2s"] = float((read == y).float().mean())
+    kw["temperature"] = recipe["image_temperature"]
     drawn = image_tokenizer.decode(draw_heard(model, vocab, test_codes, **kw).to(image_tokenizer.device))
     out["s2i"] = float((predict_digits(digit_judge, drawn).cpu() == test_labels).float().mean())
     return out

@@ -68,10 +68,12 @@ def test_task_layouts():
     p, t = task_prompts(v, S2T, digits, img, aud)
     assert p[0].tolist() == [BOS, BOA, *aud[0].tolist(), EOA, BOT, v.encode_text("write")[0]]
     assert t[0].tolist() == [int(word[0]), EOT, EOS]
-    p, t = task_prompts(v, I2S, digits, img, aud)
-    assert p[0].tolist() == [BOS, BOI, *img[0].tolist(), EOI, BOT, v.encode_text("read")[0], EOT, BOA]
+    p, t = task_prompts(v, I2S, digits, img, aud)     # image -> word -> speech (inner monologue)
+    assert p[0].tolist() == [BOS, BOI, *img[0].tolist(), EOI, BOT, v.encode_text("read")[0]]
+    assert t[0].tolist() == [int(word[0]), EOT, BOA, *aud[0].tolist(), EOA, EOS]
     p, t = task_prompts(v, S2I, digits, img, aud)
-    assert p[0, -1] == BOI and torch.equal(t[:, :9], img) and t[0, 9] == EOI
+    assert p[0].tolist() == [BOS, BOA, *aud[0].tolist(), EOA, BOT, v.encode_text("draw")[0]]
+    assert t[0].tolist() == [int(word[0]), EOT, BOI, *img[0].tolist(), EOI, EOS]
     for task in range(4):
         assert task_prompts(v, task, digits, img, aud)[1].shape[1] == target_length(v, task, T_AUD) + 1
     block = block_size_for(v, T_AUD)
@@ -91,7 +93,7 @@ def test_task_layouts():
 def test_weights_sum_to_one_and_favor_target():
     v = vocab()
     block = block_size_for(v, T_AUD)
-    w = omni_weights(v, T_AUD, block, cond_weight=0.125)
+    w = omni_weights(v, T_AUD, block, cond_weight=0.125, word_weight=0.25)
     assert torch.allclose(w.sum(1), torch.ones(4))
     digits, img, aud = batch_inputs(v, 4)
     for task in range(4):
@@ -99,19 +101,27 @@ def test_weights_sum_to_one_and_favor_target():
         P, L = p.shape[1], t.shape[1]
         assert torch.allclose(w[task, P - 1:P - 1 + L].sum(), torch.tensor(0.875))
         assert (w[task, P - 1 + L:] == 0).all()
+        if task in (I2S, S2I):
+            assert torch.isclose(w[task, P - 1], torch.tensor(0.875 * 0.25))   # the monologue word
 
 
 def test_constraints_keep_spans_in_modality_and_length():
     v = vocab()
-    for task, kind, end in ((T2S, 3, EOA), (I2S, 3, EOA), (S2I, 2, EOI), (S2T, 1, EOT)):
+    digits, img, aud = batch_inputs(v)
+    all_ids = torch.arange(len(v))
+    for task in range(4):
+        _, target = task_prompts(v, task, digits, img, aud)
         allowed = target_constraint(v, task, T_AUD)
-        n = target_length(v, task, T_AUD) - 1
-        for step in range(n):
+        assert target.shape[1] - 1 == target_length(v, task, T_AUD)
+        for step in range(target.shape[1] - 1):      # the true target is allowed, only its modality is
             mask = allowed(step, None)
-            assert (v.modality(torch.arange(len(v))[mask]) == kind).all()
-        assert allowed(n, None).nonzero().flatten().tolist() == [end]
+            assert mask[target[:, step]].all()
+            assert (v.modality(all_ids[mask]) == v.modality(target[0, step])).all()
+            if v.modality(target[0, step]) == 0:
+                assert mask.sum() == 1               # markers are forced
     text = target_constraint(v, S2T, T_AUD)(0, None)
     assert sorted(v.token_name(int(i)) for i in text.nonzero().flatten()) == sorted(DIGIT_WORDS)
+    assert target_constraint(v, S2T, T_AUD)(1, None).nonzero().flatten().tolist() == [EOT]
 
 
 def tiny_data(v, seed=0):
@@ -143,10 +153,10 @@ def test_smoke_training_lowers_loss_and_is_deterministic():
         data = tiny_data(v)
         model = new_omni_model(recipe, v, data.block_size)
         with torch.no_grad():
-            before = float(omni_loss(model, tiny_data(v, seed=5).batch(64), data.weights)[0])
+            before = float(omni_loss(model, tiny_data(v, seed=5).batch(64), data.weights, data.targets)[0])
         train_omni(model, data, recipe, device="cpu")
         with torch.no_grad():
-            after = float(omni_loss(model, tiny_data(v, seed=5).batch(64), data.weights)[0])
+            after = float(omni_loss(model, tiny_data(v, seed=5).batch(64), data.weights, data.targets)[0])
         losses.append((before, after))
         states.append(model.state_dict())
     assert losses[0][1] < 0.7 * losses[0][0], losses
@@ -172,5 +182,5 @@ def test_real_clips_to_sequences_or_skip():
     img = torch.randint(K_IMG, (10, 3, 3))
     data = OmniData(v, img, torch.arange(10), codes, labels)
     seq, task = data.batch(8)
-    assert data.block_size == 9 + 9 + tok.num_tokens and seq.shape == (8, data.block_size)
+    assert data.block_size == 9 + 10 + tok.num_tokens and seq.shape == (8, data.block_size)
     assert (v.modality(seq) == 3).sum(1).tolist() == [0 if t == -1 else tok.num_tokens for t in task.tolist()]
