@@ -49,7 +49,7 @@ TASK_WORDS = {"t2s": "say", "s2t": "write", "i2s": "read", "s2i": "draw"}
 TASKS = ("t2s", "s2t", "i2s", "s2i")
 T2S, S2T, I2S, S2I = range(4)
 TARGET_KIND = {T2S: "audio", S2T: "text", I2S: "audio", S2I: "image"}   # what each task finally writes
-RECIPE_VERSION = 2   # 2: image <-> speech through the digit word (inner monologue)
+RECIPE_VERSION = 3   # 3: task_mix; 2: image <-> speech through the digit word (inner monologue)
 
 __all__ = ["TASKS", "T2S", "S2T", "I2S", "S2I", "build_omni_vocabulary", "task_prompts", "omni_sequences",
            "omni_weights", "omni_loss", "OmniData", "target_constraint", "omni_recipe", "new_omni_model",
@@ -175,13 +175,13 @@ class OmniData:
 
     image_codes: (N_i, A, h, w) image codes (A augmented versions, one drawn per use) with labels
     (N_i,); audio_codes: (N_a, T') clip codes with labels (N_a,). A row picks a task (a quarter of
-    each batch per task), a digit, then an image and a clip *of that digit* at random: every image
+    each batch per task, or ``task_mix`` shares, exactly per batch), a digit, then an image and a clip *of that digit* at random: every image
     meets every voice of its digit.
     """
 
     def __init__(self, vocab: MixedVocabulary, image_codes: torch.Tensor, image_labels: torch.Tensor,
                  audio_codes: torch.Tensor, audio_labels: torch.Tensor, *, cond_weight: float = 1 / 8,
-                 word_weight: float = 0.25, seed: int = 0, device=None):
+                 word_weight: float = 0.25, task_mix=(0.25, 0.25, 0.25, 0.25), seed: int = 0, device=None):
         self.vocab, self.device = vocab, torch.device(device or "cpu")
         if image_codes.ndim == 3:
             image_codes = image_codes[:, None]
@@ -198,11 +198,16 @@ class OmniData:
         self.block_size = block_size_for(vocab, self.n_audio)
         self.weights = omni_weights(vocab, self.n_audio, self.block_size, cond_weight, word_weight).to(self.device)
         self.targets = omni_weights(vocab, self.n_audio, self.block_size, 0.0, 0.5).to(self.device) > 0
+        if len(task_mix) != len(TASKS) or min(task_mix) < 0 or abs(sum(task_mix) - 1) > 1e-6:
+            raise ValueError(f"task_mix must be {len(TASKS)} shares ({', '.join(TASKS)}) >= 0 summing to 1; got {task_mix!r}")
+        self.task_mix = torch.tensor([float(m) for m in task_mix])
         self.generator = torch.Generator(self.device).manual_seed(seed + seed_offset())
 
     def batch(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         g, dev, B = self.generator, self.device, check_int("batch_size", batch_size, min_value=1)
-        task = (torch.arange(B, device=dev) % len(TASKS))[torch.randperm(B, generator=g, device=dev)]
+        counts = (self.task_mix * B).floor().long()
+        counts[(self.task_mix * B - counts).argsort(descending=True)[:B - int(counts.sum())]] += 1   # largest remainders
+        task = torch.repeat_interleave(torch.arange(len(TASKS)), counts).to(dev)[torch.randperm(B, generator=g, device=dev)]
         digit = torch.randint(10, (B,), generator=g, device=dev)
         i = self.image_start[digit] + (torch.rand(B, generator=g, device=dev) * self.image_count[digit]).long()
         a = self.audio_start[digit] + (torch.rand(B, generator=g, device=dev) * self.audio_count[digit]).long()
@@ -303,8 +308,8 @@ def omni_recipe(profile=None, image_tokenizer=None, audio_tokenizer=None, **over
                   image_tokenizer=recipe_hash(image_tokenizer.hparams) if image_tokenizer is not None else None,
                   audio_tokenizer=recipe_hash(audio_tokenizer.hparams) if audio_tokenizer is not None else None,
                   n_layer=4, n_head=4, d_model=64, dropout=0.0, batch_size=64, lr=3e-3, warmup_steps=100,
-                  weight_decay=0.01, cond_weight=1 / 8, word_weight=0.25, model_seed=0, data_seed=0, n_shifts=2,
-                  speech_temperature=0.5, image_temperature=1.0, top_k=None)
+                  weight_decay=0.01, cond_weight=1 / 8, word_weight=0.25, task_mix=[0.25, 0.1, 0.25, 0.4], model_seed=0, data_seed=0, n_shifts=2,
+                  speech_temperature=0.5, image_temperature=0.7, top_k=None)
     recipe.update(profile.choose(
         smoke=dict(d_model=32, n_layer=2, n_head=2, batch_size=32, steps=150, n_per_word=20, n_test_per_word=5,
                    n_images=100, n_shifts=0),
@@ -335,6 +340,7 @@ def training_data(recipe: dict, image_tokenizer, audio_tokenizer, device=None) -
     vocab = build_omni_vocabulary(image_tokenizer.num_codes, image_tokenizer.grid, audio_tokenizer.num_codes)
     return vocab, OmniData(vocab, image_codes, image_labels, audio_codes, audio_labels,
                            cond_weight=recipe["cond_weight"], word_weight=recipe["word_weight"],
+                           task_mix=recipe["task_mix"],
                            seed=recipe["data_seed"], device=device)
 
 

@@ -184,3 +184,12 @@ def test_real_clips_to_sequences_or_skip():
     seq, task = data.batch(8)
     assert data.block_size == 9 + 10 + tok.num_tokens and seq.shape == (8, data.block_size)
     assert (v.modality(seq) == 3).sum(1).tolist() == [0 if t == -1 else tok.num_tokens for t in task.tolist()]
+
+
+def test_task_mix_exact_per_batch():
+    data = OmniData(vocab(), torch.zeros(10, 3, 3, dtype=torch.long), torch.arange(10),
+                    torch.zeros(10, T_AUD, dtype=torch.long), torch.arange(10), task_mix=(0.25, 0.1, 0.25, 0.4))
+    assert torch.bincount(data.batch(20)[1], minlength=4).tolist() == [5, 2, 5, 8]
+    with pytest.raises(ValueError):
+        OmniData(vocab(), torch.zeros(10, 3, 3, dtype=torch.long), torch.arange(10),
+                 torch.zeros(10, T_AUD, dtype=torch.long), torch.arange(10), task_mix=(0.5, 0.5))
