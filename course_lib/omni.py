@@ -25,6 +25,30 @@ Constrained decoding (:func:`target_constraint`) keeps every generated span in i
 length. Evaluation uses the independent judges: the speech judge hears generated clips (decoded by
 the audio tokenizer), the digit classifier reads drawn digits (decoded by the image tokenizer).
 All voices are synthetic eSpeak NG formant voices, not human speech.
+
+Measured (classroom recipe: d_model 64, 4 layers, 275k parameters, 2,000 steps of 64 sequences,
+1 CPU thread on a shared 2-core machine; 30 test-voice clips per word, 500 MNIST test digits;
+``get_omni_model("classroom", "cpu")`` then :func:`evaluate_omni`):
+
+=====================================  ========  ==========================  ======
+                                       target    task_mix .25/.10/.25/.40    .20/.15/.25/.40 (the recipe)
+=====================================  ========  ==========================  ======
+speech -> text, held-out voices        >= 97%    95.7%                       96.3%
+speech -> text, held-out accents       (report)  93.0%                       91.7%
+text -> speech, judge, all digits      >= 90%    87.7% (min "one" 23%)       83.7% (min "one" 0%)
+image -> speech, judge                 >= 85%    81.6%                       81.8%
+speech -> image, digit classifier      >= 85%    65.3%                       70.3%
+training seconds                                 402                         406
+=====================================  ========  ==========================  ======
+
+None of the four targets is met yet at 2,000 steps (and ~7 min of training is over the notebook's
+6-min budget). The speech judge's ceiling (tokenized-then-decoded test clips) is 88% over all
+digits, and only 43% for "one" and 57% for "three": the audio tokenizer, not this model, loses
+"one", so >= 90% for every digit needs a better audio tokenizer first. Equal task shares
+(.25 each) with the target straight after the task word (no monologue) gave 98.3% / 70% / 50% /
+39%; the monologue raised image -> speech to 80%, the drawing share raised speech -> image from
+38% to 65-70%. Sampling: speech at temperature 0.5 (t2s 76% at 0.5 vs 70% at 1.0, 88% near-greedy
+on the first model), drawing at 0.7 (43% vs 34% at 1.0 on the second model).
 """
 from __future__ import annotations
 
@@ -308,7 +332,7 @@ def omni_recipe(profile=None, image_tokenizer=None, audio_tokenizer=None, **over
                   image_tokenizer=recipe_hash(image_tokenizer.hparams) if image_tokenizer is not None else None,
                   audio_tokenizer=recipe_hash(audio_tokenizer.hparams) if audio_tokenizer is not None else None,
                   n_layer=4, n_head=4, d_model=64, dropout=0.0, batch_size=64, lr=3e-3, warmup_steps=100,
-                  weight_decay=0.01, cond_weight=1 / 8, word_weight=0.25, task_mix=[0.25, 0.1, 0.25, 0.4], model_seed=0, data_seed=0, n_shifts=2,
+                  weight_decay=0.01, cond_weight=1 / 8, word_weight=0.25, task_mix=[0.2, 0.15, 0.25, 0.4], model_seed=0, data_seed=0, n_shifts=2,
                   speech_temperature=0.5, image_temperature=0.7, top_k=None)
     recipe.update(profile.choose(
         smoke=dict(d_model=32, n_layer=2, n_head=2, batch_size=32, steps=150, n_per_word=20, n_test_per_word=5,
