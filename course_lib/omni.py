@@ -28,18 +28,15 @@ All voices are synthetic eSpeak NG formant voices, not human speech.
 
 Measured (classroom recipe: d_model 64, 4 layers, 275k parameters, 2,000 steps of 64 sequences,
 1 CPU thread on a shared 2-core machine; 30 test-voice clips per word, 500 MNIST test digits;
-``get_omni_model("classroom", "cpu")`` then :func:`evaluate_omni`):
+``get_omni_model("classroom", "cpu")`` then :func:`evaluate_omni`)::
 
-=====================================  ========  ==========================  ======
-                                       target    task_mix .25/.10/.25/.40    .20/.15/.25/.40 (the recipe)
-=====================================  ========  ==========================  ======
-speech -> text, held-out voices        >= 97%    95.7%                       96.3%
-speech -> text, held-out accents       (report)  93.0%                       91.7%
-text -> speech, judge, all digits      >= 90%    87.7% (min "one" 23%)       83.7% (min "one" 0%)
-image -> speech, judge                 >= 85%    81.6%                       81.8%
-speech -> image, digit classifier      >= 85%    65.3%                       70.3%
-training seconds                                 402                         406
-=====================================  ========  ==========================  ======
+                                           target    task_mix .25/.10/.25/.40    .20/.15/.25/.40 (the recipe)
+    speech -> text, held-out voices        >= 97%    95.7%                       96.3%
+    speech -> text, held-out accents       (report)  93.0%                       91.7%
+    text -> speech, judge, all digits      >= 90%    87.7% (min "one" 23%)       83.7% (min "one" 0%)
+    image -> speech, judge                 >= 85%    81.6%                       81.8%
+    speech -> image, digit classifier      >= 85%    65.3%                       70.3%
+    training seconds                                 402                         406
 
 None of the four targets is met yet at 2,000 steps (and ~7 min of training is over the notebook's
 6-min budget). The speech judge's ceiling (tokenized-then-decoded test clips) is 88% over all
