@@ -17,7 +17,7 @@ h*w = 49 codes, a clip 22 codes), split into the *prompt* (what generation is gi
 
 Image <-> speech goes through the word: the model first writes the digit's name, then speaks or
 draws it (an "inner monologue", as Moshi writes text tokens before its speech). Without it (the
-target span straight after the task word) the classroom model read 50% and drew 36% right.
+target span straight after the task word) the classroom model read 43-50% and drew 36-39% right.
 
 The loss weighs the target ``1 - cond_weight`` and the prompt ``cond_weight`` (as notebook 05); in
 i2s and s2i the monologue word takes ``word_weight`` of the target's share.
@@ -42,7 +42,7 @@ None of the four targets is met yet at 2,000 steps (and ~7 min of training is ov
 6-min budget). The speech judge's ceiling (tokenized-then-decoded test clips) is 88% over all
 digits, and only 43% for "one" and 57% for "three": the audio tokenizer, not this model, loses
 "one", so >= 90% for every digit needs a better audio tokenizer first. Equal task shares
-(.25 each) with the target straight after the task word (no monologue) gave 98.3% / 70% / 50% /
+(.25 each) with the target straight after the task word (no monologue) gave 98.3% / 70% / 43% /
 39%; the monologue raised image -> speech to 80%, the drawing share raised speech -> image from
 38% to 65-70%. Sampling: speech at temperature 0.5 (t2s 76% at 0.5 vs 70% at 1.0, 88% near-greedy
 on the first model), drawing at 0.7 (43% vs 34% at 1.0 on the second model).
