@@ -118,7 +118,8 @@ def new_model(recipe: dict, vocab: MixedVocabulary, block_size: int) -> MixedTra
     """An untrained transformer of ``recipe``'s size for ``vocab`` (seeded by ``model_seed``)."""
     config = TransformerConfig(vocab_size=len(vocab), image_offset=vocab.image_offset, word_offset=vocab.word_offset,
                                grid=vocab.grid, block_size=block_size, n_layer=recipe["n_layer"],
-                               n_head=recipe["n_head"], d_model=recipe["d_model"], dropout=recipe["dropout"])
+                               n_head=recipe["n_head"], d_model=recipe["d_model"], dropout=recipe["dropout"],
+                               audio_offset=vocab.audio_offset)
     seed_everything(recipe["model_seed"])
     return MixedTransformer(config)
 

@@ -11,6 +11,11 @@
       8 .. 8+W-1             words           (sorted, from the tokenizer)
       image_offset .. +K-1   image codes     (code k of the image tokenizer -> image_offset + k)
 
+  With ``num_audio_codes > 0`` (the omni model, :mod:`course_lib.omni`) two more special tokens
+  follow the eight, ``8 <boa>`` and ``9 <eoa>`` (begin/end of audio), so the words start at 10, and
+  the audio codes come last: ``audio_offset = image_offset + K .. + K_audio - 1``. Without audio the
+  layout above is unchanged.
+
 * :func:`build_sequence`: ``[BOS, BOT, words.., EOT, BOI, codes.., EOI, EOS]`` (direction ``"t2i"``:
   draw an image from a caption) or ``[BOS, BOI, codes.., EOI, BOT, words.., EOT, EOS]`` (``"i2t"``:
   caption an image). :func:`segment_ids` labels each position text / image / neither, which the
@@ -36,7 +41,10 @@ T2I, I2T = 0, 1
 UNKNOWN_POLICIES = ("error", "unk")
 # segment labels used by the loss (see segment_ids)
 SEG_NONE, SEG_TEXT, SEG_IMAGE = 0, 1, 2
-MODALITIES = ("special", "text", "image")
+MODALITIES = ("special", "text", "image", "audio")
+# the optional audio markers (only in a vocabulary with audio codes): they follow the eight specials
+BOA, EOA = 8, 9
+AUDIO_SPECIAL_TOKENS = ("<boa>", "<eoa>")
 
 # letter runs (any alphabet: "niño" is one word), single numerals 0-9, any other single character
 _WORD = re.compile(r"[^\W\d_]+|[0-9]|\S")
@@ -129,29 +137,42 @@ class MixedVocabulary:
 
     tokenizer: the :class:`WordTokenizer`; num_codes: the image tokenizer's codebook size;
     grid: (h, w) codes per image. ``len(vocab)`` is the transformer's vocabulary size.
+    num_audio_codes: 0 (default, no audio) or the audio tokenizer's codebook size: adds ``<boa>``
+    and ``<eoa>`` after the eight specials and the audio codes after the image codes
+    (``audio_offset``); ``audio_offset`` is ``None`` without audio.
     """
 
-    def __init__(self, tokenizer: WordTokenizer, num_codes: int, grid: tuple[int, int]):
+    def __init__(self, tokenizer: WordTokenizer, num_codes: int, grid: tuple[int, int], num_audio_codes: int = 0):
         if not isinstance(tokenizer, WordTokenizer):
             raise TypeError(f"tokenizer must be a WordTokenizer; got {type(tokenizer).__name__}")
         check_int("num_codes", num_codes, min_value=1)
         if not (isinstance(grid, (tuple, list)) and len(grid) == 2
                 and all(isinstance(g, int) and not isinstance(g, bool) and g > 0 for g in grid)):
             raise ValueError(f"grid must be (h, w), two positive ints; got {grid!r}")
+        check_int("num_audio_codes", num_audio_codes, min_value=0)
         self.tokenizer = tokenizer
         self.num_codes = num_codes
+        self.num_audio_codes = num_audio_codes
         self.grid = (int(grid[0]), int(grid[1]))
-        self.n_special = len(SPECIAL_TOKENS)
+        self.special_tokens = SPECIAL_TOKENS + (AUDIO_SPECIAL_TOKENS if num_audio_codes else ())
+        self.n_special = len(self.special_tokens)
         self.word_offset = self.n_special
         self.image_offset = self.word_offset + len(tokenizer)
-        self.size = self.image_offset + num_codes
+        self.audio_offset = self.image_offset + num_codes if num_audio_codes else None
+        self.size = self.image_offset + num_codes + num_audio_codes
 
     def __len__(self) -> int:
         return self.size
 
     def __repr__(self) -> str:
+        audio = f" + {self.num_audio_codes} audio codes" if self.num_audio_codes else ""
         return (f"MixedVocabulary({self.n_special} special + {len(self.tokenizer)} words + {self.num_codes} image "
-                f"codes = {self.size} ids; grid {self.grid[0]}x{self.grid[1]})")
+                f"codes{audio} = {self.size} ids; grid {self.grid[0]}x{self.grid[1]})")
+
+    @property
+    def image_end(self) -> int:
+        """One past the last image-code id (the audio codes start there, if any)."""
+        return self.image_offset + self.num_codes
 
     @property
     def n_image_tokens(self) -> int:
@@ -199,22 +220,42 @@ class MixedVocabulary:
                              f"got {ids.shape[1]}")
         if not bool(self.is_image(ids).all()):
             bad = ids[~self.is_image(ids)][0].item()
-            raise ValueError(f"ids must all be image codes (ids {self.image_offset}..{self.size - 1}); "
+            raise ValueError(f"ids must all be image codes (ids {self.image_offset}..{self.image_end - 1}); "
                              f"found {bad} ({self.token_name(bad)})")
         return (ids - self.image_offset).reshape(-1, *self.grid)
 
     # ------------------------------------------------------------- per token
     def is_image(self, ids: torch.Tensor) -> torch.Tensor:
         """Boolean mask of image-code ids."""
-        return ids >= self.image_offset
+        return (ids >= self.image_offset) & (ids < self.image_end)
+
+    def is_audio(self, ids: torch.Tensor) -> torch.Tensor:
+        """Boolean mask of audio-code ids (all False in a vocabulary without audio)."""
+        return ids >= self.image_end if self.num_audio_codes else torch.zeros_like(ids, dtype=torch.bool)
+
+    def audio_codes_to_ids(self, codes: torch.Tensor) -> torch.Tensor:
+        """audio codes (..., T') long in [0, K_audio) -> vocabulary ids, same shape."""
+        if not self.num_audio_codes:
+            raise ValueError("this vocabulary has no audio codes (build it with num_audio_codes=K)")
+        check_tensor("codes", codes, dtype=(torch.long, torch.int32, torch.int16, torch.uint8))
+        check_codes("codes", codes, self.num_audio_codes)
+        return codes.long() + self.audio_offset
+
+    def ids_to_audio_codes(self, ids: torch.Tensor) -> torch.Tensor:
+        """audio ids (B, T') -> audio codes (B, T') in [0, K_audio)."""
+        check_tensor("ids", ids, ndim=2, integer=True)
+        check_codes("ids", ids, self.size)
+        if not bool(self.is_audio(ids).all()):
+            raise ValueError(f"ids must all be audio codes (ids {self.image_end}..{self.size - 1})")
+        return ids - self.audio_offset
 
     def is_word(self, ids: torch.Tensor) -> torch.Tensor:
         """Boolean mask of word ids (``<unk>`` included)."""
         return ((ids >= self.word_offset) & (ids < self.image_offset)) | (ids == UNK)
 
     def modality(self, ids: torch.Tensor) -> torch.Tensor:
-        """0 special, 1 text (words and ``<unk>``), 2 image code; same shape as ``ids``."""
-        return token_modality(ids, self.word_offset, self.image_offset)
+        """0 special, 1 text (words and ``<unk>``), 2 image code, 3 audio code; same shape as ``ids``."""
+        return token_modality(ids, self.word_offset, self.image_offset, self.audio_offset)
 
     def token_name(self, i: int) -> str:
         """The readable name of id ``i`` (an int, or a one-element integer tensor): a special token,
@@ -223,27 +264,36 @@ class MixedVocabulary:
         if not 0 <= i < self.size:
             raise ValueError(f"id must lie in [0, {self.size}); got {i}")
         if i < self.n_special:
-            return SPECIAL_TOKENS[i]
+            return self.special_tokens[i]
         if i < self.image_offset:
             return self.tokenizer.words[i - self.word_offset]
+        if i >= self.image_end:
+            return f"<audio {i - self.image_end}>"
         return f"<code {i - self.image_offset}>"
 
     def allowed_mask(self, kind: str) -> torch.Tensor:
-        """(V,) bool: ``"image"`` = image codes only; ``"text"`` = words and ``<eot>``."""
-        check_choice("kind", kind, ("image", "text"))
+        """(V,) bool: ``"image"`` = image codes only; ``"text"`` = words and ``<eot>``; ``"audio"`` =
+        audio codes only (a vocabulary with audio)."""
+        check_choice("kind", kind, ("image", "text", "audio") if self.num_audio_codes else ("image", "text"))
         mask = torch.zeros(self.size, dtype=torch.bool)
         if kind == "image":
-            mask[self.image_offset:] = True
+            mask[self.image_offset:self.image_end] = True
+        elif kind == "audio":
+            mask[self.image_end:] = True
         else:
             mask[self.word_offset:self.image_offset] = True
             mask[EOT] = True
         return mask
 
 
-def token_modality(ids: torch.Tensor, word_offset: int, image_offset: int) -> torch.Tensor:
-    """0 special, 1 text (words and ``<unk>``), 2 image code, for ids laid out as in
-    :class:`MixedVocabulary`; same shape as ``ids``. The transformer embeds this per token."""
+def token_modality(ids: torch.Tensor, word_offset: int, image_offset: int,
+                   audio_offset: int | None = None) -> torch.Tensor:
+    """0 special, 1 text (words and ``<unk>``), 2 image code (3 audio code, ids from ``audio_offset``
+    when given), for ids laid out as in :class:`MixedVocabulary`; same shape as ``ids``. The
+    transformer embeds this per token."""
     modality = torch.where(ids >= image_offset, 2, torch.where(ids >= word_offset, 1, 0))
+    if audio_offset is not None:
+        modality = torch.where(ids >= audio_offset, 3, modality)
     return torch.where(ids == UNK, 1, modality)
 
 
@@ -262,9 +312,9 @@ def build_sequence(vocab: MixedVocabulary, text_ids: Sequence[int], image_ids: S
     image_ids = [as_int(f"image_ids[{n}]", i) for n, i in enumerate(image_ids)]
     if len(image_ids) != vocab.n_image_tokens:
         raise ValueError(f"image_ids must hold {vocab.n_image_tokens} ids (grid {vocab.grid}); got {len(image_ids)}")
-    if any(not (vocab.image_offset <= i < vocab.size) for i in image_ids):
+    if any(not (vocab.image_offset <= i < vocab.image_end) for i in image_ids):
         raise ValueError("image_ids must be image-code ids (use vocab.codes_to_ids(codes)); "
-                         f"got values outside [{vocab.image_offset}, {vocab.size})")
+                         f"got values outside [{vocab.image_offset}, {vocab.image_end})")
     if any(not (vocab.word_offset <= i < vocab.image_offset or i == UNK) for i in text_ids):
         raise ValueError("text_ids must be word ids (use vocab.encode_text(text)); "
                          f"got {[i for i in text_ids if not (vocab.word_offset <= i < vocab.image_offset)][:3]}")

@@ -11,6 +11,10 @@
 The positions are worked out from the ids themselves (an image code is any id at or above
 ``image_offset``; its grid place is its rank among the image codes seen so far), so the model
 needs nothing but the token ids.
+
+With ``audio_offset`` set (the omni model of :mod:`course_lib.omni`), ids from ``audio_offset`` up
+are audio codes: a fourth modality embedding, and a learned 1-D position like words (an audio span
+is a sequence in time); image codes are then the ids in ``image_offset .. audio_offset - 1``.
 """
 from __future__ import annotations
 
@@ -28,7 +32,8 @@ from ..validate import check_codes, check_float, check_int, check_tensor, to_mod
 @dataclass
 class TransformerConfig:
     """vocab_size: ids 0..V-1; image_offset: first image-code id; word_offset: first word id;
-    grid: (h, w) codes per image; block_size: longest sequence; sizes of the network."""
+    grid: (h, w) codes per image; block_size: longest sequence; sizes of the network;
+    audio_offset: first audio-code id, or None (default) for a model without audio."""
 
     vocab_size: int
     image_offset: int
@@ -39,6 +44,7 @@ class TransformerConfig:
     n_head: int = 4
     d_model: int = 128
     dropout: float = 0.0
+    audio_offset: int | None = None
 
     def __post_init__(self):
         check_int("vocab_size", self.vocab_size, min_value=2)
@@ -56,6 +62,13 @@ class TransformerConfig:
         check_float("dropout", self.dropout, min_value=0.0, max_value=1.0)
         if self.dropout == 1.0:
             raise ValueError("dropout must be < 1 (1 drops everything); got 1.0")
+        if self.audio_offset is not None:
+            check_int("audio_offset", self.audio_offset, min_value=self.image_offset + 1, max_value=self.vocab_size - 1)
+
+    @property
+    def image_end(self) -> int:
+        """One past the last image-code id."""
+        return self.vocab_size if self.audio_offset is None else self.audio_offset
 
 
 class KVCache:
@@ -171,7 +184,7 @@ class MixedTransformer(nn.Module):
         self.pos_emb = nn.Embedding(config.block_size, d)       # 1-D position: words, special tokens
         self.row_emb = nn.Embedding(config.grid[0], d)          # 2-D position: image codes
         self.col_emb = nn.Embedding(config.grid[1], d)
-        self.mod_emb = nn.Embedding(3, d)                       # special / text / image
+        self.mod_emb = nn.Embedding(3 if config.audio_offset is None else 4, d)   # special / text / image (/ audio)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(d)
@@ -199,8 +212,8 @@ class MixedTransformer(nn.Module):
         n_image: (B,) image codes already seen before ``idx`` (from the cache), default 0.
         """
         cfg = self.config
-        is_img = idx >= cfg.image_offset
-        modality = token_modality(idx, cfg.word_offset, cfg.image_offset)
+        is_img = (idx >= cfg.image_offset) & (idx < cfg.image_end)
+        modality = token_modality(idx, cfg.word_offset, cfg.image_offset, cfg.audio_offset)
         rank = is_img.long().cumsum(1) - 1
         if n_image is not None:
             rank = rank + n_image[:, None]
@@ -239,7 +252,7 @@ class MixedTransformer(nn.Module):
         logits = self.head(self.ln_f(x))
         if cache is not None:
             cache.length += T
-            cache.n_image += (idx >= self.config.image_offset).sum(1)
+            cache.n_image += ((idx >= self.config.image_offset) & (idx < self.config.image_end)).sum(1)
         return (logits, weights) if need_weights else logits
 
     def new_cache(self, batch_size: int, max_len: int | None = None) -> KVCache:

@@ -1,0 +1,455 @@
+"""A tiny omni model: one transformer over text, image and audio tokens (issue 16).
+
+The course's method carried to sound: every modality is a span of integer tokens in one
+vocabulary (:class:`~course_lib.vocabulary.MixedVocabulary` with ``num_audio_codes``)::
+
+    0..7 specials, 8 <boa>, 9 <eoa> | words (ten digit names + say/write/draw/read) | image codes | audio codes
+
+and one :class:`~course_lib.models.transformer.MixedTransformer` (with ``audio_offset``) learns four
+tasks by next-token prediction. Each task has a fixed layout (every word is one token, an image is
+h*w = 49 codes, a clip 22 codes), split into the *prompt* (what generation is given) and the
+*target* (what the model writes)::
+
+    t2s  say seven          [BOS BOT say d EOT BOA]           + [audio x22 EOA EOS]
+    s2t  transcribe         [BOS BOA audio x22 EOA BOT write] + [d EOT EOS]
+    i2s  read aloud         [BOS BOI image x49 EOI BOT read]  + [d EOT BOA audio x22 EOA EOS]
+    s2i  draw what you hear [BOS BOA audio x22 EOA BOT draw]  + [d EOT BOI image x49 EOI EOS]
+
+Image <-> speech goes through the word: the model first writes the digit's name, then speaks or
+draws it (an "inner monologue", as Moshi writes text tokens before its speech). Without it (the
+target span straight after the task word) the classroom model read 43-50% and drew 36-39% right.
+
+The loss weighs the target ``1 - cond_weight`` and the prompt ``cond_weight`` (as notebook 05); in
+i2s and s2i the monologue word takes ``word_weight`` of the target's share.
+Constrained decoding (:func:`target_constraint`) keeps every generated span in its modality and
+length. Evaluation uses the independent judges: the speech judge hears generated clips (decoded by
+the audio tokenizer), the digit classifier reads drawn digits (decoded by the image tokenizer).
+All voices are synthetic eSpeak NG formant voices, not human speech.
+
+Measured (classroom recipe: d_model 64, 4 layers, 275k parameters, 2,000 steps of 64 sequences,
+1 CPU thread on a shared 2-core machine; 30 test-voice clips per word, 500 MNIST test digits;
+``get_omni_model("classroom", "cpu")`` then :func:`evaluate_omni`)::
+
+                                           target    task_mix .25/.10/.25/.40    .20/.15/.25/.40 (the recipe)
+    speech -> text, held-out voices        >= 97%    95.7%                       96.3%
+    speech -> text, held-out accents       (report)  93.0%                       91.7%
+    text -> speech, judge, all digits      >= 90%    87.7% (min "one" 23%)       83.7% (min "one" 0%)
+    image -> speech, judge                 >= 85%    81.6%                       81.8%
+    speech -> image, digit classifier      >= 85%    65.3%                       70.3%
+    training seconds                                 402                         406
+
+None of the four targets is met yet at 2,000 steps (and ~7 min of training is over the notebook's
+6-min budget). The speech judge's ceiling (tokenized-then-decoded test clips) is 88% over all
+digits, and only 43% for "one" and 57% for "three": the audio tokenizer, not this model, loses
+"one", so >= 90% for every digit needs a better audio tokenizer first. Equal task shares
+(.25 each) with the target straight after the task word (no monologue) gave 98.3% / 70% / 43% /
+39%; the monologue raised image -> speech to 80%, the drawing share raised speech -> image from
+38% to 65-70%. Sampling: speech at temperature 0.5 (t2s 76% at 0.5 vs 70% at 1.0, 88% near-greedy
+on the first model), drawing at 0.7 (43% vs 34% at 1.0 on the second model).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import torch
+import torch.nn.functional as F
+
+from .artifacts import load_artifact, recipe_hash, save_artifact
+from .device import pick_device, seed_offset
+from .mixed_training import _from_hparams, new_model, training_examples
+from .models.transformer import MixedTransformer
+from .profiles import get_profile
+from .sampling import generate
+from .train import History, fit
+from .validate import check_codes, check_float, check_int, check_tensor
+from .vocabulary import (BOA, BOI, BOS, BOT, EOA, EOI, EOS, EOT, PAD, MixedVocabulary, WordTokenizer)
+
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+TASK_WORDS = {"t2s": "say", "s2t": "write", "i2s": "read", "s2i": "draw"}
+TASKS = ("t2s", "s2t", "i2s", "s2i")
+T2S, S2T, I2S, S2I = range(4)
+TARGET_KIND = {T2S: "audio", S2T: "text", I2S: "audio", S2I: "image"}   # what each task finally writes
+RECIPE_VERSION = 3   # 3: task_mix; 2: image <-> speech through the digit word (inner monologue)
+
+__all__ = ["TASKS", "T2S", "S2T", "I2S", "S2I", "build_omni_vocabulary", "task_prompts", "omni_sequences",
+           "omni_weights", "omni_loss", "OmniData", "target_constraint", "omni_recipe", "new_omni_model",
+           "train_omni", "evaluate_omni", "get_omni_model", "transcribe", "speak", "draw_heard"]
+
+
+# ----------------------------------------------------------------------------- vocabulary and layout
+def build_omni_vocabulary(num_image_codes: int, grid: tuple[int, int], num_audio_codes: int) -> MixedVocabulary:
+    """Specials + ``<boa>``/``<eoa>``, the digit and task words, image codes, audio codes."""
+    words = WordTokenizer(sorted(DIGIT_WORDS + tuple(TASK_WORDS.values())))
+    return MixedVocabulary(words, num_image_codes, grid, num_audio_codes=num_audio_codes)
+
+
+def _word(vocab: MixedVocabulary, word: str) -> int:
+    return vocab.encode_text(word)[0]
+
+
+def digit_word_ids(vocab: MixedVocabulary) -> torch.Tensor:
+    """(10,) the vocabulary ids of "zero".."nine"."""
+    return torch.tensor([_word(vocab, w) for w in DIGIT_WORDS])
+
+
+def target_spans(vocab: MixedVocabulary, task: int, n_audio: int) -> list[tuple[str | int, int]]:
+    """What the model writes for ``task`` before ``<eos>``, as ``(kind, count)`` pieces: kind
+    ``"digit"`` (one digit word), ``"audio"`` / ``"image"`` (codes), or one fixed marker id."""
+    word = [("digit", 1), (EOT, 1)]
+    return {T2S: [("audio", n_audio), (EOA, 1)], S2T: word,
+            I2S: word + [(BOA, 1), ("audio", n_audio), (EOA, 1)],
+            S2I: word + [(BOI, 1), ("image", vocab.n_image_tokens), (EOI, 1)]}[task]
+
+
+def target_length(vocab: MixedVocabulary, task: int, n_audio: int) -> int:
+    """Tokens the model writes for ``task`` before ``<eos>``."""
+    return sum(n for _, n in target_spans(vocab, task, n_audio))
+
+
+def task_prompts(vocab: MixedVocabulary, task: int, digits: torch.Tensor, image_ids: torch.Tensor,
+                 audio_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(prompt (B, P), target (B, L))`` of one task for a batch, as tensors (layouts in the module doc).
+
+    digits: (B,) long 0..9; image_ids: (B, h*w) image ids; audio_ids: (B, T') audio ids (rows a task
+    does not read may hold anything of the right shape). ``target`` ends with ``<eos>``.
+    """
+    B, dev = len(digits), digits.device
+
+    def col(i):
+        return torch.full((B, 1), i, dtype=torch.long, device=dev)
+    word = digit_word_ids(vocab).to(dev)[digits][:, None]
+    task_word = col(_word(vocab, TASK_WORDS[TASKS[task]]))
+    image = torch.cat([col(BOI), image_ids, col(EOI)], 1)
+    audio = torch.cat([col(BOA), audio_ids, col(EOA)], 1)
+    if task == T2S:
+        return torch.cat([col(BOS), col(BOT), task_word, word, col(EOT), col(BOA)], 1), torch.cat([audio_ids, col(EOA), col(EOS)], 1)
+    if task == S2T:
+        return torch.cat([col(BOS), audio, col(BOT), task_word], 1), torch.cat([word, col(EOT), col(EOS)], 1)
+    if task == I2S:
+        return torch.cat([col(BOS), image, col(BOT), task_word], 1), torch.cat([word, col(EOT), audio, col(EOS)], 1)
+    if task == S2I:
+        return torch.cat([col(BOS), audio, col(BOT), task_word], 1), torch.cat([word, col(EOT), image, col(EOS)], 1)
+    raise ValueError(f"task must be one of 0..3 ({', '.join(TASKS)}); got {task!r}")
+
+
+def block_size_for(vocab: MixedVocabulary, n_audio: int) -> int:
+    """The longest sequence of the four tasks (image <-> speech: 1 + (h*w + 2) + 4 + (T' + 2) + 1)."""
+    return vocab.n_image_tokens + n_audio + 10
+
+
+def omni_sequences(vocab: MixedVocabulary, task: torch.Tensor, digits: torch.Tensor, image_ids: torch.Tensor,
+                   audio_ids: torch.Tensor, block_size: int) -> torch.Tensor:
+    """A mixed batch: row b laid out as task ``task[b]`` (0..3), right-padded with ``<pad>`` to
+    ``block_size``. Every layout is built for every row with tensor operations and each row keeps its own."""
+    check_tensor("task", task, ndim=1, dtype=torch.long)
+    check_codes("task", task, len(TASKS))
+    out = torch.full((len(task), block_size), PAD, dtype=torch.long, device=task.device)
+    for t in range(len(TASKS)):
+        seq = torch.cat(task_prompts(vocab, t, digits, image_ids, audio_ids), 1)
+        if seq.shape[1] > block_size:
+            raise ValueError(f"block_size={block_size} is too short for task {TASKS[t]} ({seq.shape[1]} tokens)")
+        out[:, :seq.shape[1]] = torch.where((task == t)[:, None], seq, out[:, :seq.shape[1]])
+    return out
+
+
+def omni_weights(vocab: MixedVocabulary, n_audio: int, block_size: int, cond_weight: float = 1 / 8,
+                 word_weight: float = 0.25) -> torch.Tensor:
+    """(4, block_size - 1) loss weights per task for the targets ``seq[:, 1:]``: the target (with its
+    markers and ``<eos>``) shares ``1 - cond_weight``, the prompt after ``<bos>`` shares
+    ``cond_weight``; padding 0. In i2s and s2i the monologue word alone takes ``word_weight`` of the
+    target's share. Each row sums to 1."""
+    check_float("cond_weight", cond_weight, min_value=0.0, max_value=1.0)
+    check_float("word_weight", word_weight, min_value=0.0, max_value=1.0)
+    w = torch.zeros(len(TASKS), block_size - 1)
+    one = torch.zeros(1, dtype=torch.long)
+    for t in range(len(TASKS)):
+        prompt, target = task_prompts(vocab, t, one, torch.full((1, vocab.n_image_tokens), vocab.image_offset),
+                                      torch.full((1, n_audio), vocab.audio_offset))
+        P, L = prompt.shape[1], target.shape[1]
+        w[t, :P - 1] = cond_weight / (P - 1)
+        w[t, P - 1:P - 1 + L] = (1 - cond_weight) / L
+        if t in (I2S, S2I):
+            w[t, P - 1] = (1 - cond_weight) * word_weight
+            w[t, P:P - 1 + L] = (1 - cond_weight) * (1 - word_weight) / (L - 1)
+    return w
+
+
+def omni_loss(model, batch, weights: torch.Tensor, targets: torch.Tensor):
+    """Weighted next-token loss for ``fit``: batch = (seq (B, T), task (B,)); weights (4, T-1) from
+    :func:`omni_weights`, targets (4, T-1) bool marks each task's target positions (``OmniData``
+    holds both). Logs each task's mean target cross-entropy (nats/token; NaN if absent)."""
+    seq, task = batch
+    logits = model(seq[:, :-1])
+    ce = F.cross_entropy(logits.transpose(1, 2).float(), seq[:, 1:], reduction="none")
+    w = weights.to(seq.device)[task]
+    loss = (w * ce).sum(1).mean()
+    with torch.no_grad():
+        target = targets.to(seq.device)[task].float()
+        parts = {name: (ce * target * (task == t)[:, None]).sum() / (target * (task == t)[:, None]).sum()
+                 for t, name in enumerate(TASKS)}
+    return loss, parts
+
+
+class OmniData:
+    """Endless mixed batches of the four tasks, built as tensors on ``device``.
+
+    image_codes: (N_i, A, h, w) image codes (A augmented versions, one drawn per use) with labels
+    (N_i,); audio_codes: (N_a, T') clip codes with labels (N_a,). A row picks a task (a quarter of
+    each batch per task, or ``task_mix`` shares, exactly per batch), a digit, then an image and a clip *of that digit* at random: every image
+    meets every voice of its digit.
+    """
+
+    def __init__(self, vocab: MixedVocabulary, image_codes: torch.Tensor, image_labels: torch.Tensor,
+                 audio_codes: torch.Tensor, audio_labels: torch.Tensor, *, cond_weight: float = 1 / 8,
+                 word_weight: float = 0.25, task_mix=(0.25, 0.25, 0.25, 0.25), seed: int = 0, device=None):
+        self.vocab, self.device = vocab, torch.device(device or "cpu")
+        if image_codes.ndim == 3:
+            image_codes = image_codes[:, None]
+        self.n_audio = audio_codes.shape[1]
+        order_i, order_a = image_labels.argsort(stable=True), audio_labels.argsort(stable=True)
+        self.image_ids = vocab.codes_to_ids(image_codes[order_i].flatten(2)).to(self.device)
+        self.audio_ids = vocab.audio_codes_to_ids(audio_codes[order_a]).to(self.device)
+        self.image_count = torch.bincount(image_labels, minlength=10).to(self.device)
+        self.audio_count = torch.bincount(audio_labels, minlength=10).to(self.device)
+        if bool((self.image_count == 0).any()) or bool((self.audio_count == 0).any()):
+            raise ValueError("every digit needs at least one image and one clip")
+        self.image_start = self.image_count.cumsum(0) - self.image_count
+        self.audio_start = self.audio_count.cumsum(0) - self.audio_count
+        self.block_size = block_size_for(vocab, self.n_audio)
+        self.weights = omni_weights(vocab, self.n_audio, self.block_size, cond_weight, word_weight).to(self.device)
+        self.targets = omni_weights(vocab, self.n_audio, self.block_size, 0.0, 0.5).to(self.device) > 0
+        if len(task_mix) != len(TASKS) or min(task_mix) < 0 or abs(sum(task_mix) - 1) > 1e-6:
+            raise ValueError(f"task_mix must be {len(TASKS)} shares ({', '.join(TASKS)}) >= 0 summing to 1; got {task_mix!r}")
+        self.task_mix = torch.tensor([float(m) for m in task_mix])
+        self.generator = torch.Generator(self.device).manual_seed(seed + seed_offset())
+
+    def batch(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        g, dev, B = self.generator, self.device, check_int("batch_size", batch_size, min_value=1)
+        counts = (self.task_mix * B).floor().long()
+        counts[(self.task_mix * B - counts).argsort(descending=True)[:B - int(counts.sum())]] += 1   # largest remainders
+        task = torch.repeat_interleave(torch.arange(len(TASKS)), counts).to(dev)[torch.randperm(B, generator=g, device=dev)]
+        digit = torch.randint(10, (B,), generator=g, device=dev)
+        i = self.image_start[digit] + (torch.rand(B, generator=g, device=dev) * self.image_count[digit]).long()
+        a = self.audio_start[digit] + (torch.rand(B, generator=g, device=dev) * self.audio_count[digit]).long()
+        version = torch.randint(self.image_ids.shape[1], (B,), generator=g, device=dev)
+        seq = omni_sequences(self.vocab, task, digit, self.image_ids[i, version], self.audio_ids[a], self.block_size)
+        return seq, task
+
+    def batches(self, batch_size: int):
+        while True:
+            yield self.batch(batch_size)
+
+
+# ----------------------------------------------------------------------------- constrained decoding
+def target_constraint(vocab: MixedVocabulary, task: int, n_audio: int):
+    """``allowed(step, generated) -> (V,) bool`` for the target of ``task``: step by step, only the
+    tokens :func:`target_spans` lays out there (one digit word, audio codes, image codes, or the one
+    marker that opens or closes a span), so every span keeps its modality and its length."""
+    masks = []
+    for kind, count in target_spans(vocab, task, n_audio):
+        if kind == "digit":
+            mask = torch.zeros(len(vocab), dtype=torch.bool)
+            mask[digit_word_ids(vocab)] = True
+        elif isinstance(kind, str):
+            mask = vocab.allowed_mask(kind)
+        else:
+            mask = torch.zeros(len(vocab), dtype=torch.bool)
+            mask[kind] = True
+        masks += [mask] * count
+
+    def allowed(step: int, generated: torch.Tensor) -> torch.Tensor:
+        return masks[min(step, len(masks) - 1)]
+    return allowed
+
+
+@torch.no_grad()
+def _run(model, vocab, task, digits, image_ids, audio_ids, n_audio, *, temperature, top_k, generator,
+         batch_size=500) -> torch.Tensor:
+    """What the model writes for ``task`` before ``<eos>``, (B, target_length)."""
+    out = []
+    for s in range(0, len(digits), batch_size):
+        prompt, _ = task_prompts(vocab, task, digits[s:s + batch_size], image_ids[s:s + batch_size],
+                                 audio_ids[s:s + batch_size])
+        steps = target_length(vocab, task, n_audio)
+        out.append(generate(model, prompt, steps, temperature=temperature, top_k=top_k, generator=generator,
+                            allowed=target_constraint(vocab, task, n_audio)).cpu())
+    return torch.cat(out)
+
+
+def _dummy(vocab, n, n_audio):
+    return (torch.full((n, vocab.n_image_tokens), vocab.image_offset), torch.full((n, n_audio), vocab.audio_offset))
+
+
+def transcribe(model, vocab, audio_codes: torch.Tensor) -> torch.Tensor:
+    """Speech -> text, greedy: audio codes (B, T') -> the digit (B,) the model writes."""
+    n_audio = audio_codes.shape[1]
+    img, _ = _dummy(vocab, len(audio_codes), n_audio)
+    words = _run(model, vocab, S2T, torch.zeros(len(audio_codes), dtype=torch.long), img,
+                 vocab.audio_codes_to_ids(audio_codes), n_audio, temperature=0.0, top_k=None, generator=None)
+    return _digits(vocab, words[:, 0])
+
+
+def _digits(vocab, word_ids: torch.Tensor) -> torch.Tensor:
+    """digit word ids (B,) -> digits (B,)."""
+    return (word_ids[:, None] == digit_word_ids(vocab)[None]).long().argmax(1)
+
+
+def speak(model, vocab, *, digits: torch.Tensor | None = None, image_codes: torch.Tensor | None = None,
+          n_audio: int = 22, temperature: float = 1.0, top_k: int | None = None, generator=None) -> torch.Tensor:
+    """Text -> speech (``digits`` (B,)) or image -> speech (``image_codes`` (B, h, w)): audio codes (B, T')."""
+    if (digits is None) == (image_codes is None):
+        raise ValueError("pass exactly one of digits= (say the word) or image_codes= (read the image aloud)")
+    B = len(digits) if digits is not None else len(image_codes)
+    img, aud = _dummy(vocab, B, n_audio)
+    task = T2S if digits is not None else I2S
+    if image_codes is not None:
+        img = vocab.codes_to_ids(image_codes.flatten(1))
+    ids = _run(model, vocab, task, digits if digits is not None else torch.zeros(B, dtype=torch.long), img, aud,
+               n_audio, temperature=temperature, top_k=top_k, generator=generator)
+    return vocab.ids_to_audio_codes(ids[:, -n_audio - 1:-1])
+
+
+def draw_heard(model, vocab, audio_codes: torch.Tensor, *, temperature: float = 1.0, top_k: int | None = None,
+               generator=None) -> torch.Tensor:
+    """Speech -> image: audio codes (B, T') -> image codes (B, h, w)."""
+    n_audio = audio_codes.shape[1]
+    img, _ = _dummy(vocab, len(audio_codes), n_audio)
+    ids = _run(model, vocab, S2I, torch.zeros(len(audio_codes), dtype=torch.long), img,
+               vocab.audio_codes_to_ids(audio_codes), n_audio, temperature=temperature, top_k=top_k,
+               generator=generator)
+    return vocab.ids_to_codes(ids[:, -vocab.n_image_tokens - 1:-1])
+
+
+# ----------------------------------------------------------------------------- recipe, training, evaluation
+def omni_recipe(profile=None, image_tokenizer=None, audio_tokenizer=None, **overrides) -> dict:
+    """Every setting of the omni model (JSON); the two tokenizers' recipe hashes are part of it."""
+    profile = get_profile(profile)
+    recipe = dict(version=RECIPE_VERSION, course_seed=seed_offset(),
+                  image_tokenizer=recipe_hash(image_tokenizer.hparams) if image_tokenizer is not None else None,
+                  audio_tokenizer=recipe_hash(audio_tokenizer.hparams) if audio_tokenizer is not None else None,
+                  n_layer=4, n_head=4, d_model=64, dropout=0.0, batch_size=64, lr=3e-3, warmup_steps=100,
+                  weight_decay=0.01, cond_weight=1 / 8, word_weight=0.25, task_mix=[0.2, 0.15, 0.25, 0.4], model_seed=0, data_seed=0, n_shifts=2,
+                  speech_temperature=0.5, image_temperature=0.7, top_k=None)
+    recipe.update(profile.choose(
+        smoke=dict(d_model=32, n_layer=2, n_head=2, batch_size=32, steps=150, n_per_word=20, n_test_per_word=5,
+                   n_images=100, n_shifts=0),
+        classroom=dict(steps=2000, n_per_word=200, n_test_per_word=30, n_images=500),
+        gpu=dict(d_model=256, n_layer=6, n_head=8, batch_size=128, steps=5000, n_per_word=400,
+                 n_test_per_word=100, n_images=500)))
+    unknown = sorted(set(overrides) - set(recipe))
+    if unknown:
+        raise ValueError(f"overrides must name settings of the recipe ({', '.join(sorted(recipe))}); got {unknown}")
+    recipe.update(overrides)
+    return recipe
+
+
+def new_omni_model(recipe: dict, vocab: MixedVocabulary, block_size: int) -> MixedTransformer:
+    """An untrained transformer of ``recipe``'s size for ``vocab`` (with its audio range), seeded by ``model_seed``."""
+    return new_model(recipe, vocab, block_size)
+
+
+def training_data(recipe: dict, image_tokenizer, audio_tokenizer, device=None) -> tuple[MixedVocabulary, OmniData]:
+    """Tokenize the MNIST-5k train digits (as is + ``n_shifts`` one-pixel shifts) and ``n_per_word``
+    train-voice clips per digit word; returns ``(vocab, data)``."""
+    from .data import as_tensors, load_digits
+    from .speech_features import speech_log_mels
+    _, image_codes = training_examples("digits", {"n_shifts": recipe["n_shifts"]}, image_tokenizer)
+    _, image_labels = as_tensors(load_digits(verbose=False)["train"])
+    mels, audio_labels = speech_log_mels("train", recipe["n_per_word"], seed=recipe["data_seed"])
+    audio_codes = audio_tokenizer.encode(mels).cpu()
+    vocab = build_omni_vocabulary(image_tokenizer.num_codes, image_tokenizer.grid, audio_tokenizer.num_codes)
+    return vocab, OmniData(vocab, image_codes, image_labels, audio_codes, audio_labels,
+                           cond_weight=recipe["cond_weight"], word_weight=recipe["word_weight"],
+                           task_mix=recipe["task_mix"],
+                           seed=recipe["data_seed"], device=device)
+
+
+def train_omni(model: MixedTransformer, data: OmniData, recipe: dict, *, device=None) -> History:
+    """``recipe["steps"]`` AdamW steps with warm-up and a cosine, via :func:`course_lib.train.fit`."""
+    steps = check_int("steps", recipe["steps"], min_value=1)
+    return fit(model, lambda m, b: omni_loss(m, b, data.weights, data.targets), data.batches(recipe["batch_size"]), steps=steps,
+               batch_size=recipe["batch_size"], lr=recipe["lr"], warmup_steps=min(recipe["warmup_steps"], steps // 5),
+               cosine=True, weight_decay=recipe["weight_decay"], device=device, desc="omni transformer")
+
+
+@torch.no_grad()
+def evaluate_omni(model, vocab, recipe: dict, image_tokenizer, audio_tokenizer, speech_judge, digit_judge,
+                  *, seed: int = 0) -> dict:
+    """The four tasks on held-out data, judged by the independent judges:
+
+    * ``s2t_test`` / ``s2t_test_accent``: word accuracy on held-out voices / accents (greedy);
+    * ``t2s`` (and ``t2s_per_digit``): the speech judge hears the clip the model says for each digit
+      (``n_test_per_word`` prompts per digit); ``judge_ceiling_test`` (``_per_digit``): the judge on
+      tokenized-then-decoded test clips, the ceiling for generated speech;
+    * ``i2s``: the model reads the MNIST test digits aloud, the speech judge hears the label;
+    * ``s2i``: the model draws what it hears (test voices), the digit classifier reads the label.
+    """
+    from .data import as_tensors, load_digits
+    from .models.classifier import predict_digits
+    from .models.speech_judge import judge_words
+    from .speech_features import speech_log_mels
+    n, g = recipe["n_test_per_word"], torch.Generator().manual_seed(seed)
+    kw = dict(temperature=recipe["speech_temperature"], top_k=recipe["top_k"], generator=g)
+    out = {}
+    for split in ("test", "test_accent"):
+        mels, labels = speech_log_mels(split, n, seed=0)
+        codes = audio_tokenizer.encode(mels).cpu()
+        out[f"s2t_{split}"] = float((transcribe(model, vocab, codes) == labels).float().mean())
+        if split == "test":
+            test_codes, test_labels = codes, labels
+            ok = (judge_words(speech_judge, audio_tokenizer.decode(codes)).cpu() == labels).float()
+            out["judge_ceiling_test"] = float(ok.mean())
+            out["judge_ceiling_per_digit"] = [float(ok[labels == d].mean()) for d in range(10)]
+    n_audio = test_codes.shape[1]
+    digits = torch.arange(10).repeat_interleave(n)
+    heard = judge_words(speech_judge, audio_tokenizer.decode(speak(model, vocab, digits=digits, n_audio=n_audio,
+                                                                   **kw))).cpu()
+    per_digit = [float((heard[digits == d] == d).float().mean()) for d in range(10)]
+    out["t2s"], out["t2s_per_digit"], out["t2s_min_digit"] = float((heard == digits).float().mean()), per_digit, min(per_digit)
+    x, y = as_tensors(load_digits(verbose=False)["test"])
+    x, y = x[:recipe["n_images"]], y[:recipe["n_images"]]
+    image_codes = image_tokenizer.encode(x.to(image_tokenizer.device)).cpu()
+    read = judge_words(speech_judge, audio_tokenizer.decode(speak(model, vocab, image_codes=image_codes,
+                                                                  n_audio=n_audio, **kw))).cpu()
+    out["i2s"] = float((read == y).float().mean())
+    kw["temperature"] = recipe["image_temperature"]
+    drawn = image_tokenizer.decode(draw_heard(model, vocab, test_codes, **kw).to(image_tokenizer.device))
+    out["s2i"] = float((predict_digits(digit_judge, drawn).cpu() == test_labels).float().mean())
+    return out
+
+
+def get_omni_model(profile=None, device=None, *, verbose: bool = True, evaluate: bool = True):
+    """``(model, vocab, recipe, metrics)``: loads artifact ``omni_<profile>`` if this profile's recipe
+    (on the current tokenizers) made it; otherwise trains, evaluates and saves it."""
+    from .audio_tokenizer import get_audio_tokenizer
+    from .image_tokenizer import get_tokenizer
+    from .models.classifier import get_digit_classifier
+    from .models.speech_judge import get_speech_judge
+    profile = get_profile(profile)
+    device = torch.device(device) if device is not None else pick_device()
+    image_tok = get_tokenizer("digits", profile=profile, device=device, verbose=verbose)
+    audio_tok = get_audio_tokenizer(profile=profile, device=device, verbose=verbose)
+    recipe = omni_recipe(profile, image_tok, audio_tok)
+    name = f"omni_{profile.name}"
+    loaded = load_artifact(name, _from_hparams, expected=recipe, verbose=verbose, say_loaded=False)
+    if loaded is not None:
+        model, meta = loaded
+        vocab = build_omni_vocabulary(image_tok.num_codes, image_tok.grid, audio_tok.num_codes)
+        return model.to(device).eval(), vocab, recipe, meta.get("metrics", {})
+    start = time.perf_counter()
+    vocab, data = training_data(recipe, image_tok, audio_tok, device=device)
+    model = new_omni_model(recipe, vocab, data.block_size).to(device)
+    history = train_omni(model, data, recipe, device=device)
+    metrics = {"train_seconds": time.perf_counter() - start, "final_loss": history.first_last()[1]}
+    if evaluate:
+        t = time.perf_counter()
+        metrics.update(evaluate_omni(model.eval(), vocab, recipe, image_tok, audio_tok,
+                                     get_speech_judge(profile, device, verbose=verbose),
+                                     get_digit_classifier(profile, device, verbose=verbose)))
+        metrics["eval_seconds"] = time.perf_counter() - t
+    hparams = {**recipe, "config": {**dataclasses.asdict(model.config), "grid": list(model.config.grid)}}
+    save_artifact(name, model, hparams, metrics=metrics)
+    if verbose:
+        print(f"trained omni model {name!r} in {metrics['train_seconds']:.0f} s; saved to data/artifacts")
+    return model.eval(), vocab, recipe, metrics

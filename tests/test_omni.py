@@ -1,0 +1,195 @@
+"""The omni model (issue 16): vocabulary layout with audio, task layouts, constraints, a tiny training run.
+
+Everything here runs on synthetic codes (no eSpeak, no tokenizers) except the last test, which
+synthesises a few clips and skips with speech_available()'s reason where the wheel is missing.
+"""
+import pytest
+import torch
+
+from course_lib.models.transformer import MixedTransformer, TransformerConfig
+from course_lib.omni import (DIGIT_WORDS, S2I, S2T, T2S, I2S, TASKS, OmniData, block_size_for,
+                             build_omni_vocabulary, digit_word_ids, new_omni_model, omni_loss, omni_recipe,
+                             omni_sequences, omni_weights, target_constraint, target_length, task_prompts, train_omni)
+from course_lib.vocabulary import (BOA, BOI, BOS, BOT, EOA, EOI, EOS, EOT, PAD, SPECIAL_TOKENS, MixedVocabulary,
+                                   WordTokenizer)
+
+K_IMG, K_AUD, GRID, T_AUD = 16, 12, (3, 3), 5
+
+
+def vocab():
+    return build_omni_vocabulary(K_IMG, GRID, K_AUD)
+
+
+def test_vocabulary_layout_with_audio():
+    v = vocab()
+    assert v.special_tokens[:8] == SPECIAL_TOKENS and v.special_tokens[BOA] == "<boa>" and v.special_tokens[EOA] == "<eoa>"
+    assert v.word_offset == 10 and v.image_offset == 10 + 14 and v.audio_offset == v.image_offset + K_IMG
+    assert len(v) == v.audio_offset + K_AUD
+    ids = torch.arange(len(v))
+    mod = v.modality(ids)
+    assert (mod[:7] == 0).all() and mod[7] == 1 and (mod[8:10] == 0).all() and (mod[10:24] == 1).all() and (mod[24:40] == 2).all() and (mod[40:] == 3).all()
+    assert v.token_name(BOA) == "<boa>" and v.token_name(v.audio_offset + 3) == "<audio 3>"
+    assert v.token_name(v.image_offset + 2) == "<code 2>"
+    assert v.is_image(ids).sum() == K_IMG and v.is_audio(ids).sum() == K_AUD
+    codes = torch.tensor([[0, 11, 5]])
+    assert torch.equal(v.ids_to_audio_codes(v.audio_codes_to_ids(codes)), codes)
+    with pytest.raises(ValueError):
+        v.audio_codes_to_ids(torch.tensor([[K_AUD]]))
+    with pytest.raises(ValueError):
+        v.ids_to_codes(torch.full((1, 9), v.audio_offset))   # audio ids are not image codes
+    assert v.decode_text(v.encode_text("say seven")) == "say seven"
+
+
+def test_vocabulary_without_audio_unchanged():
+    v = MixedVocabulary(WordTokenizer(["a", "b"]), 4, (2, 2))
+    assert (v.word_offset, v.image_offset, len(v), v.audio_offset) == (8, 10, 14, None)
+    assert not v.is_audio(torch.arange(14)).any() and v.is_image(torch.arange(14)).sum() == 4
+    with pytest.raises(ValueError):
+        v.allowed_mask("audio")
+    m = MixedTransformer(TransformerConfig(vocab_size=14, image_offset=10, word_offset=8, grid=(2, 2)))
+    assert m.mod_emb.num_embeddings == 3
+
+
+def batch_inputs(v, B=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    digits = torch.randint(10, (B,), generator=g)
+    img = v.image_offset + torch.randint(K_IMG, (B, 9), generator=g)
+    aud = v.audio_offset + torch.randint(K_AUD, (B, T_AUD), generator=g)
+    return digits, img, aud
+
+
+def test_task_layouts():
+    v = vocab()
+    digits, img, aud = batch_inputs(v)
+    word = digit_word_ids(v)[digits]
+    p, t = task_prompts(v, T2S, digits, img, aud)
+    assert p[0].tolist() == [BOS, BOT, v.encode_text("say")[0], int(word[0]), EOT, BOA]
+    assert torch.equal(t[:, :T_AUD], aud) and (t[:, T_AUD] == EOA).all() and (t[:, -1] == EOS).all()
+    p, t = task_prompts(v, S2T, digits, img, aud)
+    assert p[0].tolist() == [BOS, BOA, *aud[0].tolist(), EOA, BOT, v.encode_text("write")[0]]
+    assert t[0].tolist() == [int(word[0]), EOT, EOS]
+    p, t = task_prompts(v, I2S, digits, img, aud)     # image -> word -> speech (inner monologue)
+    assert p[0].tolist() == [BOS, BOI, *img[0].tolist(), EOI, BOT, v.encode_text("read")[0]]
+    assert t[0].tolist() == [int(word[0]), EOT, BOA, *aud[0].tolist(), EOA, EOS]
+    p, t = task_prompts(v, S2I, digits, img, aud)
+    assert p[0].tolist() == [BOS, BOA, *aud[0].tolist(), EOA, BOT, v.encode_text("draw")[0]]
+    assert t[0].tolist() == [int(word[0]), EOT, BOI, *img[0].tolist(), EOI, EOS]
+    for task in range(4):
+        assert task_prompts(v, task, digits, img, aud)[1].shape[1] == target_length(v, task, T_AUD) + 1
+    block = block_size_for(v, T_AUD)
+    task = torch.arange(8) % 4
+    seq = omni_sequences(v, task, digits, img, aud, block)
+    assert seq.shape == (8, block)
+    for b in range(8):
+        row = torch.cat(task_prompts(v, int(task[b]), digits[b:b + 1], img[b:b + 1], aud[b:b + 1]), 1)[0]
+        assert torch.equal(seq[b, :len(row)], row) and (seq[b, len(row):] == PAD).all()
+    assert seq[task == I2S].shape[1] == block and (seq[task == I2S][:, -1] == EOS).all()   # the longest fills the block
+    # every span holds its own modality only
+    mod = v.modality(seq)
+    inside_audio = (seq == BOA).cumsum(1) - (seq == EOA).cumsum(1)
+    assert ((mod == 3) == ((inside_audio == 1) & (seq != BOA))).all()
+
+
+def test_weights_sum_to_one_and_favor_target():
+    v = vocab()
+    block = block_size_for(v, T_AUD)
+    w = omni_weights(v, T_AUD, block, cond_weight=0.125, word_weight=0.25)
+    assert torch.allclose(w.sum(1), torch.ones(4))
+    digits, img, aud = batch_inputs(v, 4)
+    for task in range(4):
+        p, t = task_prompts(v, task, digits[:1], img[:1], aud[:1])
+        P, L = p.shape[1], t.shape[1]
+        assert torch.allclose(w[task, P - 1:P - 1 + L].sum(), torch.tensor(0.875))
+        assert (w[task, P - 1 + L:] == 0).all()
+        if task in (I2S, S2I):
+            assert torch.isclose(w[task, P - 1], torch.tensor(0.875 * 0.25))   # the monologue word
+
+
+def test_constraints_keep_spans_in_modality_and_length():
+    v = vocab()
+    digits, img, aud = batch_inputs(v)
+    all_ids = torch.arange(len(v))
+    for task in range(4):
+        _, target = task_prompts(v, task, digits, img, aud)
+        allowed = target_constraint(v, task, T_AUD)
+        assert target.shape[1] - 1 == target_length(v, task, T_AUD)
+        for step in range(target.shape[1] - 1):      # the true target is allowed, only its modality is
+            mask = allowed(step, None)
+            assert mask[target[:, step]].all()
+            assert (v.modality(all_ids[mask]) == v.modality(target[0, step])).all()
+            if v.modality(target[0, step]) == 0:
+                assert mask.sum() == 1               # markers are forced
+    text = target_constraint(v, S2T, T_AUD)(0, None)
+    assert sorted(v.token_name(int(i)) for i in text.nonzero().flatten()) == sorted(DIGIT_WORDS)
+    assert target_constraint(v, S2T, T_AUD)(1, None).nonzero().flatten().tolist() == [EOT]
+
+
+def tiny_data(v, seed=0):
+    g = torch.Generator().manual_seed(1)
+    labels = torch.arange(40) % 10
+    # codes that depend on the digit, so the tasks are learnable
+    img = (labels[:, None, None] + torch.randint(0, 2, (40, 3, 3), generator=g)) % K_IMG
+    aud = (labels[:, None] + torch.randint(0, 2, (40, T_AUD), generator=g)) % K_AUD
+    return OmniData(v, img, labels, aud, labels, seed=seed)
+
+
+def test_data_pairs_same_digit_and_balances_tasks():
+    v = vocab()
+    data = tiny_data(v)
+    seq, task = data.batch(16)
+    assert torch.bincount(task, minlength=4).tolist() == [4, 4, 4, 4]
+    assert seq.shape == (16, data.block_size)
+    a, b = data.batch(16)
+    data2 = tiny_data(v)
+    assert torch.equal(data2.batch(16)[0], seq) and torch.equal(data2.batch(16)[0], a)   # deterministic
+
+
+def test_smoke_training_lowers_loss_and_is_deterministic():
+    torch.set_num_threads(1)
+    v = vocab()
+    recipe = {**omni_recipe("smoke"), "steps": 60, "lr": 3e-3}
+    losses, states = [], []
+    for _ in range(2):
+        data = tiny_data(v)
+        model = new_omni_model(recipe, v, data.block_size)
+        with torch.no_grad():
+            before = float(omni_loss(model, tiny_data(v, seed=5).batch(64), data.weights, data.targets)[0])
+        train_omni(model, data, recipe, device="cpu")
+        with torch.no_grad():
+            after = float(omni_loss(model, tiny_data(v, seed=5).batch(64), data.weights, data.targets)[0])
+        losses.append((before, after))
+        states.append(model.state_dict())
+    assert losses[0][1] < 0.7 * losses[0][0], losses
+    assert losses[0] == losses[1]
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+    assert model.mod_emb.num_embeddings == 4
+
+
+def test_real_clips_to_sequences_or_skip():
+    """eSpeak clips -> log-mels -> (untrained) audio tokenizer -> omni sequences, end to end."""
+    from course_lib.data.speech import speech_available
+    ok, reason = speech_available()
+    if not ok:
+        pytest.skip(reason)
+    from course_lib.audio_tokenizer import AudioTokenizer, audio_tokenizer_recipe
+    from course_lib.speech_features import speech_log_mels
+    torch.manual_seed(0)
+    mels, labels = speech_log_mels("train", 1, seed=0)
+    assert sorted(labels.tolist()) == list(range(10))
+    tok = AudioTokenizer.from_hparams(audio_tokenizer_recipe("smoke"))
+    codes = tok.encode(mels)
+    v = build_omni_vocabulary(K_IMG, GRID, tok.num_codes)
+    img = torch.randint(K_IMG, (10, 3, 3))
+    data = OmniData(v, img, torch.arange(10), codes, labels)
+    seq, task = data.batch(8)
+    assert data.block_size == 9 + 10 + tok.num_tokens and seq.shape == (8, data.block_size)
+    assert (v.modality(seq) == 3).sum(1).tolist() == [0 if t == -1 else tok.num_tokens for t in task.tolist()]
+
+
+def test_task_mix_exact_per_batch():
+    data = OmniData(vocab(), torch.zeros(10, 3, 3, dtype=torch.long), torch.arange(10),
+                    torch.zeros(10, T_AUD, dtype=torch.long), torch.arange(10), task_mix=(0.25, 0.1, 0.25, 0.4))
+    assert torch.bincount(data.batch(20)[1], minlength=4).tolist() == [5, 2, 5, 8]
+    with pytest.raises(ValueError):
+        OmniData(vocab(), torch.zeros(10, 3, 3, dtype=torch.long), torch.arange(10),
+                 torch.zeros(10, T_AUD, dtype=torch.long), torch.arange(10), task_mix=(0.5, 0.5))
