@@ -31,8 +31,6 @@ describing 750 steps then answering 1,500, 76% (shape and size 100%).
 from __future__ import annotations
 
 import functools
-import time
-from collections import Counter
 from dataclasses import dataclass
 
 import torch
@@ -48,8 +46,8 @@ from .models.cross_attention import CrossAttentionDecoder, GatedCrossAttentionBl
 from .models.transformer import MixedTransformer, TransformerConfig
 from .profiles import get_profile
 from .train import History, fit
-from .validate import check_choice, check_int, check_tensor
-from .vocabulary import BOI, BOS, BOT, EOI, EOT, I2T, PAD, MixedVocabulary, WordTokenizer, build_sequences
+from .validate import check_choice, check_int
+from .vocabulary import BOS, BOT, EOT, I2T, PAD, MixedVocabulary, WordTokenizer, build_sequences
 
 KINDS = ("blind", "early", "cross")
 RECIPE_VERSION = 1

@@ -1,18 +1,15 @@
 """Visual question answering: the cross-attention model, the three VQA models, data, scores, and the
 gated cross-attention exercise check (it rejects the common wrong blocks, accepts a right one written
 differently)."""
-import types
 
 import pytest
 import torch
-from torch import nn
 
 from course_lib.checks import ExerciseError
 from course_lib.checks.vqa import check_gated_cross_attention
 from course_lib.data.scenes import ANSWERS, QUESTION_TYPES
 from course_lib.image_tokenizer import tokenizer_data, tokenizer_recipe
-from course_lib.models.cross_attention import CrossAttention, CrossAttentionDecoder, GatedCrossAttentionBlock
-from course_lib.models.transformer import TransformerConfig
+from course_lib.models.cross_attention import CrossAttentionDecoder, GatedCrossAttentionBlock
 from course_lib.vqa import (KINDS, accuracy_by_type, answer_ids, answer_logits, encode_questions, new_vqa_model,
                             predict, question_sequences, train_vqa, vqa_accuracy, vqa_loss, vqa_recipe, vqa_split,
                             vqa_vocabulary)
