@@ -47,7 +47,8 @@ from .models.transformer import MixedTransformer, TransformerConfig
 from .profiles import get_profile
 from .train import History, fit
 from .validate import check_choice, check_int
-from .vocabulary import BOS, BOT, EOT, I2T, PAD, MixedVocabulary, WordTokenizer, build_sequences
+from .vocabulary import (BOS, BOT, EOT, I2T, PAD, MixedVocabulary, WordTokenizer, build_sequences,
+                         pad_sequences)
 
 KINDS = ("blind", "early", "cross")
 RECIPE_VERSION = 1
@@ -136,11 +137,7 @@ def encode_questions(vocab: MixedVocabulary, texts: list[str], unknown: str = "e
     ids = [vocab.encode_text(" ".join(question_tokens(t)), unknown) for t in texts]
     if any(len(i) == 0 for i in ids):
         raise ValueError("every question must hold at least one word; got an empty question")
-    L = max(len(i) for i in ids)
-    out = torch.full((len(ids), L), PAD, dtype=torch.long)
-    for r, i in enumerate(ids):
-        out[r, :len(i)] = torch.tensor(i)
-    return out, torch.tensor([len(i) for i in ids])
+    return pad_sequences(ids), torch.tensor([len(i) for i in ids])
 
 
 def vqa_split(recipe: dict, tokenizer: ImageTokenizer, split: str, vocab: MixedVocabulary | None = None,

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..validate import check_codes, check_tensor, to_model
-from .transformer import Block, TransformerConfig
+from .transformer import Block, MixedTransformer, TransformerConfig, scale_residual_projections
 
 
 class CrossAttention(nn.Module):
@@ -115,15 +115,10 @@ class CrossAttentionDecoder(nn.Module):
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(d)
         self.head = nn.Linear(d, config.vocab_size, bias=False)
-        for m in self.modules():
-            if isinstance(m, (nn.Linear, nn.Embedding)):
-                nn.init.normal_(m.weight, 0.0, 0.02)
-                if getattr(m, "bias", None) is not None:
-                    nn.init.zeros_(m.bias)
+        for m in self.modules():          # the transformer's initialisation, module by module
+            MixedTransformer._init(m)
         nn.init.normal_(self.null, 0.0, 0.02)
-        for name, p in self.named_parameters():  # GPT-2: scale the residual projections
-            if name.endswith("proj.weight") or name.endswith("mlp.2.weight"):
-                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * config.n_layer))
+        scale_residual_projections(self, config.n_layer)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

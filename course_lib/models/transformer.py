@@ -171,6 +171,15 @@ class Block(nn.Module):
         return x, w
 
 
+def scale_residual_projections(model: nn.Module, n_layer: int) -> None:
+    """GPT-2's initialisation of the projections that write into the residual stream (attention
+    ``proj`` and the MLP's output layer): N(0, 0.02 / sqrt(2 * n_layer)), so the stream's variance
+    does not grow with depth."""
+    for name, p in model.named_parameters():
+        if name.endswith("proj.weight") or name.endswith("mlp.2.weight"):
+            nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * n_layer))
+
+
 class MixedTransformer(nn.Module):
     """Decoder-only transformer: ids (B, T) -> next-token logits (B, T, V)."""
 
@@ -190,9 +199,7 @@ class MixedTransformer(nn.Module):
         self.ln_f = nn.LayerNorm(d)
         self.head = nn.Linear(d, config.vocab_size, bias=False)
         self.apply(self._init)
-        for name, p in self.named_parameters():  # GPT-2: scale the residual projections
-            if name.endswith("proj.weight") or name.endswith("mlp.2.weight"):
-                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * config.n_layer))
+        scale_residual_projections(self, config.n_layer)
 
     @staticmethod
     def _init(m):
