@@ -5,19 +5,22 @@ of steps, scored per question type on test scenes no model has seen:
 
 * ``"blind"``: ``[BOS, BOT, question.., EOT]`` through a :class:`MixedTransformer`, no image at all
   (how much does the question give away?);
-* ``"early"``: early fusion, ``[BOS, BOI, image codes.., EOI, BOT, question.., EOT]`` through the
-  same transformer (one causal sequence: the question attends to the whole image before it);
-* ``"cross"``: :class:`~course_lib.models.cross_attention.CrossAttentionDecoder`, the question
-  through a text decoder whose gated cross-attention blocks read the image codes.
+* ``"early"``: early fusion (LLaVA): a :class:`~course_lib.models.scene_encoder.SceneEncoder` turns
+  the 64 image codes into 16 cell vectors, placed *before* ``[BOS, BOT, question.., EOT]`` in the
+  same causal transformer (:class:`EarlyFusionModel`): the question attends to the whole image;
+* ``"cross"`` (Flamingo): :class:`~course_lib.models.cross_attention.CrossAttentionDecoder`, the
+  question through a text decoder whose gated cross-attention blocks read the same kind of cell
+  vectors as a memory.
 
 Training has two stages, as LLaVA's (Liu et al., 2023): first every model learns to **describe**
 scenes (``describe_steps``: "red small circle top left , blue large square bottom right": every
-object, every attribute, one supervised token after another: the picture's codes get tied to
-words), then to **answer** (``steps``). Each model predicts the answer as the next token after
-``<eot>`` (the last question position); the loss is the cross-entropy of that one token, and
-answers are read with the choice limited to the closed answer set (``ANSWERS``). Measured on
-ideal one-code-per-cell scenes, 2,250 steps: answering only, 57% of test questions right;
-describing 750 steps then answering 1,500, 76% (shape and size 100%).
+object, every attribute, one supervised token after another: the picture gets tied to words),
+while the scene encoder's head learns what each cell holds (``cell_weight``); then to **answer**
+(``steps``). Each model predicts the answer as the next token after ``<eot>`` (the last question
+position); the loss is the cross-entropy of that one token, and answers are read with the choice
+limited to the closed answer set (``ANSWERS``). Measured on ideal one-code-per-cell scenes, 2,250
+steps: answering only, 57% of test questions right; describing 750 steps then answering 1,500, 76%
+(shape and size 100%). Without stage 1 the answers stay near the blind ones for thousands of steps.
 
 ::
 
@@ -37,21 +40,34 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data.scenes import (ANSWERS, GRID, QUESTION_GROUPS, QUESTION_TYPES, check_objects, make_questions, make_scenes,
-                          question_tokens, question_vocabulary, _scenes_list)
+from .data.scenes import (ANSWERS, GRID, PALETTE, QUESTION_GROUPS, QUESTION_TYPES, SHAPES, SIZES, check_objects,
+                          make_questions, make_scenes, question_tokens, question_vocabulary, _scenes_list)
 from .device import seed_everything, seed_offset
 from .image_tokenizer import ImageTokenizer
 from .artifacts import recipe_hash
 from .models.cross_attention import CrossAttentionDecoder, GatedCrossAttentionBlock
+from .models.scene_encoder import SceneEncoder
 from .models.transformer import MixedTransformer, TransformerConfig
 from .profiles import get_profile
 from .train import History, fit
-from .validate import check_choice, check_int
-from .vocabulary import (BOS, BOT, EOT, I2T, PAD, MixedVocabulary, WordTokenizer, build_sequences,
-                         pad_sequences)
+from .validate import check_choice, check_int, check_tensor
+from .vocabulary import BOS, BOT, EOT, PAD, MixedVocabulary, WordTokenizer, pad_sequences
 
 KINDS = ("blind", "early", "cross")
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
+CELL_CLASSES = ("empty",) + tuple(f"{c} {sh} {sz}" for c in PALETTE for sh in SHAPES for sz in SIZES)
+
+
+def cell_labels(scenes) -> torch.Tensor:
+    """scenes (a :func:`make_scenes` dataset or a list of scenes) -> (S, GRID*GRID) long: what each
+    cell holds, row by row, as an index into :data:`CELL_CLASSES` (0: empty)."""
+    out = []
+    for objects in _scenes_list(scenes):
+        row = [0] * (GRID * GRID)
+        for o in objects:
+            row[o.row * GRID + o.col] = CELL_CLASSES.index(f"{o.color} {o.shape} {o.size}")
+        out.append(row)
+    return torch.tensor(out, dtype=torch.long)
 
 
 def vqa_recipe(profile=None, tokenizer: ImageTokenizer | None = None, **overrides) -> dict:
@@ -60,10 +76,10 @@ def vqa_recipe(profile=None, tokenizer: ImageTokenizer | None = None, **override
     recipe = dict(version=RECIPE_VERSION, course_seed=seed_offset(),
                   tokenizer=None if tokenizer is None else recipe_hash(tokenizer.hparams),
                   n_head=4, batch_size=64, lr=1e-3, warmup_steps=50, weight_decay=0.01,
-                  model_seed=0, data_seed=0, questions_per_scene=8, init_std=0.1)
+                  model_seed=0, data_seed=0, questions_per_scene=8, init_std=0.1, encoder_layers=1, cell_weight=1.0)
     recipe.update(profile.choose(
         smoke=dict(n_layer=2, d_model=64, describe_steps=150, steps=300, n_train=800, n_test=200),
-        classroom=dict(n_layer=4, d_model=64, describe_steps=750, steps=1500, n_train=6000, n_test=500),
+        classroom=dict(n_layer=4, d_model=64, describe_steps=750, steps=2000, n_train=6000, n_test=500),
         gpu=dict(d_model=128, describe_steps=3000, steps=8000, n_train=20000, n_test=1000, batch_size=128)))
     unknown = set(overrides) - set(recipe)
     if unknown:
@@ -94,7 +110,8 @@ class VQAData:
     with ``<pad>``; length: (N,) words per question; answer: (N,) vocabulary id of the answer;
     qtype: (N,) index into ``QUESTION_TYPES``; scene: (N,) index into ``scenes``. Per scene (S of
     them): ``scene_image`` (S, h*w) image-code ids, ``description`` (S, Ld) word ids of
-    :func:`scene_description` (right-padded) and ``description_length`` (S,). Also the ``vocab``,
+    :func:`scene_description` (right-padded), ``description_length`` (S,) and ``cells`` (S, GRID*GRID)
+    what each cell holds (:func:`cell_labels`). Also the ``vocab``,
     the ``scenes`` dataset, the ``questions`` dataset and the scenes' images (S, 3, 32, 32).
     """
 
@@ -107,6 +124,7 @@ class VQAData:
     scene_image: torch.Tensor
     description: torch.Tensor
     description_length: torch.Tensor
+    cells: torch.Tensor
     vocab: MixedVocabulary
     scenes: object
     questions: object
@@ -120,12 +138,12 @@ class VQAData:
         return self.image, self.question, self.length, self.answer
 
     def describe_tensors(self) -> tuple[torch.Tensor, ...]:
-        """(scene_image, description, description_length): the batch layout of :func:`description_loss`."""
-        return self.scene_image, self.description, self.description_length
+        """(scene_image, description, description_length, cells): the batch layout of :func:`description_loss`."""
+        return self.scene_image, self.description, self.description_length, self.cells
 
     def to(self, device) -> "VQAData":
         moved = {k: getattr(self, k).to(device) for k in ("image", "question", "length", "answer", "qtype", "scene",
-                                                          "scene_image", "description", "description_length")}
+                                                          "scene_image", "description", "description_length", "cells")}
         return VQAData(**moved, vocab=self.vocab, scenes=self.scenes, questions=self.questions, images=self.images)
 
 
@@ -160,7 +178,7 @@ def vqa_split(recipe: dict, tokenizer: ImageTokenizer, split: str, vocab: MixedV
     scene = torch.tensor(cols["scene"])
     description, description_length = encode_questions(vocab, [scene_description(o) for o in _scenes_list(scenes)])
     data = VQAData(image=image_ids[scene], question=question, length=length, scene_image=image_ids,
-                   description=description, description_length=description_length,
+                   description=description, description_length=description_length, cells=cell_labels(scenes),
                    answer=torch.tensor([vocab.encode_text(a)[0] for a in cols["answer"]]),
                    qtype=torch.tensor([QUESTION_TYPES.index(t) for t in cols["type"]]), scene=scene,
                    vocab=vocab, scenes=scenes, questions=questions, images=images)
@@ -173,29 +191,72 @@ def answer_ids(vocab: MixedVocabulary) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------------- models
+class EarlyFusionModel(nn.Module):
+    """Early fusion, LLaVA style: ``encoder``'s cell vectors (B, P, D) go *before* the text's token
+    embeddings in ``transformer`` (a :class:`MixedTransformer`), one causal sequence: every word of
+    the question attends to the whole picture.
+
+    forward(text (B, T) ids, image (B, h*w) image-code ids) -> logits (B, T, V) at the text
+    positions [, each layer's self-attention weights from the text positions (B, H, T, P + T):
+    the first P columns are the picture's cells].
+    """
+
+    def __init__(self, transformer: MixedTransformer, encoder: SceneEncoder):
+        super().__init__()
+        self.transformer, self.encoder = transformer, encoder
+        self.config = transformer.config
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, text: torch.Tensor, image: torch.Tensor, need_weights: bool = False):
+        cfg = self.config
+        check_tensor("image", image, shape=(len(text), cfg.grid[0] * cfg.grid[1]), dtype=torch.long)
+        if image.numel() and not bool(((image >= cfg.image_offset) & (image < cfg.image_end)).all()):
+            raise ValueError(f"image must hold image-code ids in {cfg.image_offset}..{cfg.image_end - 1} "
+                             f"(vocab.codes_to_ids(codes)); got values from {int(image.min())} to {int(image.max())}")
+        prefix = self.encoder(image - cfg.image_offset)
+        P = prefix.shape[1]
+        out = self.transformer(text, need_weights=need_weights, prefix=prefix)
+        if not need_weights:
+            return out[:, P:]
+        logits, weights = out
+        return logits[:, P:], [w[:, :, P:] for w in weights]
+
+
 def new_vqa_model(kind: str, recipe: dict, vocab: MixedVocabulary, max_question: int = 32,
                   gated_block=GatedCrossAttentionBlock):
     """An untrained model of ``kind`` ("blind", "early", "cross") of ``recipe``'s size (seeded).
 
     ``max_question``: the longest text (question or description) in words. ``gated_block``: the
-    class of the cross-attention blocks ("cross" only; e.g. the learner's own). Initialisation: linear
-    layers as torch's default, embeddings N(0, ``init_std``). (GPT-2's N(0, 0.02) everywhere is made
-    for width 768; at width 64 it left the attention nearly uniform for longer: measured, 54% vs
-    57% of test questions after 1,500 steps on ideal scene codes.)"""
+    class of the cross-attention blocks ("cross" only; e.g. the learner's own). "early" and "cross"
+    read the picture through a :class:`SceneEncoder` (one vector per scene cell,
+    ``encoder_layers`` bidirectional blocks, a head over :data:`CELL_CLASSES`); "blind" is the
+    early model's language model alone, so it has the encoder's parameters fewer, and "early" and
+    "cross" have about the same number (the cross model has ``n_layer / 2`` pairs of self- and
+    cross-attention blocks). Initialisation:
+    linear layers as torch's default, embeddings N(0, ``init_std``). (GPT-2's N(0, 0.02) everywhere
+    is made for width 768; at width 64 it left the attention nearly uniform for longer: measured,
+    54% vs 57% of test questions after 1,500 steps on ideal scene codes.)"""
     check_choice("kind", kind, KINDS)
-    hw = vocab.n_image_tokens
-    block = max_question + 4 + (hw + 2 if kind == "early" else 0)
+    d = recipe["d_model"]
+    block = max_question + 4
     config = TransformerConfig(vocab_size=len(vocab), image_offset=vocab.image_offset, word_offset=vocab.word_offset,
                                grid=vocab.grid, block_size=block, n_layer=recipe["n_layer"], n_head=recipe["n_head"],
-                               d_model=recipe["d_model"])
+                               d_model=d)
     seed_everything(recipe["model_seed"])
-    if kind == "cross":
-        # n_layer blocks in all: n_layer / 2 pairs of (gated cross-attention, self-attention), so the
-        # three models have about the same number of parameters
-        config.n_layer = max(1, recipe["n_layer"] // 2)
-        model = CrossAttentionDecoder(config, gated_block=gated_block)
+    if kind == "blind":
+        model = MixedTransformer(config)           # the same language model as "early", without the encoder
     else:
-        model = MixedTransformer(config)
+        encoder = SceneEncoder(vocab.num_codes, vocab.grid, (GRID, GRID), d, recipe["n_head"],
+                               n_layer=recipe["encoder_layers"], n_classes=len(CELL_CLASSES))
+        if kind == "early":
+            model = EarlyFusionModel(MixedTransformer(config), encoder)
+        else:
+            # n_layer blocks in all: n_layer / 2 pairs of (self-attention, gated cross-attention), so the
+            # three models have about the same number of parameters
+            config.n_layer = max(1, recipe["n_layer"] // 2)
+            model = CrossAttentionDecoder(config, gated_block=gated_block, encoder=encoder)
     for m in model.modules():
         if isinstance(m, nn.Linear):
             m.reset_parameters()
@@ -225,28 +286,22 @@ def question_sequences(question: torch.Tensor, length: torch.Tensor) -> tuple[to
 
 
 def model_inputs(kind: str, batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """What model ``kind`` reads for batch = (image (B, h*w), question (B, L), length (B,), ...):
+    """The token ids model ``kind`` reads for batch = (image (B, h*w), question (B, L), length (B,), ...):
     (ids (B, T), pos (B,)), pos being where each row's ``<eot>`` sits (its next-token logits are the
-    answer's). "early": ``[BOS, BOI, image.., EOI, BOT, question.., EOT]``; "blind" and "cross":
-    ``[BOS, BOT, question.., EOT]`` ("cross" reads the image through its memory). Rows are
-    right-padded with ``<pad>``, so the last column is ``<eot>`` only for the longest question."""
+    answer's): ``[BOS, BOT, question.., EOT]`` for every kind ("early" puts its 16 cell vectors
+    before them, "cross" reads them as a memory, "blind" has none). Rows are right-padded with
+    ``<pad>``, so the last column is ``<eot>`` only for the longest question."""
     check_choice("kind", kind, KINDS)
-    image, question, length = batch[:3]
-    if kind == "early":
-        hw = image.shape[1]
-        L = question.shape[1]
-        seq = build_sequences(question, length, image, torch.full_like(length, I2T), L + hw + 6)
-        return seq[:, :L + hw + 5], 4 + hw + length           # drop the <eos> column
-    return question_sequences(question, length)
+    return question_sequences(*batch[1:3])
 
 
 def sequence_logits(model, batch, need_weights: bool = False):
     """(logits (B, T, V) at every position of :func:`model_inputs`, pos (B,)) [, each layer's
-    attention weights: (B, H, T, T) self-attention for "early", (B, H, T, 1 + h*w) cross-attention
-    for "cross" (null slot first), None for "blind"]."""
+    attention weights: (B, H, T, cells + T) self-attention for "early" (the cells first),
+    (B, H, T, 1 + cells) cross-attention for "cross" (null slot first), None for "blind"]."""
     kind = model_kind(model)
     seq, pos = model_inputs(kind, batch)
-    out = model(seq, batch[0], need_weights=need_weights) if kind == "cross" else model(seq, need_weights=need_weights)
+    out = model(seq, need_weights=need_weights) if kind == "blind" else model(seq, batch[0], need_weights=need_weights)
     if need_weights:
         logits, weights = out
         return logits, pos, weights
@@ -255,7 +310,7 @@ def sequence_logits(model, batch, need_weights: bool = False):
 
 def answer_logits(model, batch, need_weights: bool = False):
     """(B, V): the next-token logits at each row's ``<eot>`` [, each layer's attention weights from
-    that position: (B, H, T) for "early", (B, H, 1 + h*w) for "cross", None for "blind"]."""
+    that position: (B, H, cells + T) for "early", (B, H, 1 + cells) for "cross", None for "blind"]."""
     out = sequence_logits(model, batch, need_weights)
     logits, pos = out[:2]
     rows = torch.arange(len(pos), device=pos.device)
@@ -284,28 +339,29 @@ def choose_answer(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
     return allowed[logits[:, allowed].argmax(dim=1)]
 
 
-def description_loss(model, batch) -> tuple[torch.Tensor, dict]:
-    """Stage 1: mean next-token cross-entropy over the description's words and its ``<eot>``.
+def description_loss(model, batch, cell_weight: float = 1.0) -> tuple[torch.Tensor, dict]:
+    """Stage 1: mean next-token cross-entropy over the description's words and its ``<eot>``, plus
+    ``cell_weight`` x the cross-entropy of the scene encoder's head on what each cell holds
+    ("early" and "cross"; the blind model has no encoder).
 
-    batch = (scene_image (B, h*w), description (B, Ld), description_length (B,)). "early" reads
-    ``[BOS, BOI, image.., EOI, BOT, description.., EOT]``; "cross" and "blind" read
-    ``[BOS, BOT, description.., EOT]`` ("cross" with the image as its memory, "blind" without).
+    batch = (scene_image (B, h*w), description (B, Ld), description_length (B,), cells (B, cells)).
+    Every model reads ``[BOS, BOT, description.., EOT]`` ("early" after its cell vectors, "cross"
+    with them as its memory, "blind" without the picture).
     """
     image, text, length = batch[:3]
     kind = model_kind(model)
-    if kind == "early":
-        hw = image.shape[1]
-        seq = build_sequences(text, length, image, torch.full_like(length, I2T), text.shape[1] + hw + 6)[:, :-1]
-        first = 3 + hw                                     # predicting the first word from <bot>
-        logits = model(seq[:, :-1])
-    else:
-        seq, _ = question_sequences(text, length)
-        first = 1
-        logits = model(seq[:, :-1], image) if kind == "cross" else model(seq[:, :-1])
+    seq, _ = question_sequences(text, length)
+    logits = model(seq[:, :-1]) if kind == "blind" else model(seq[:, :-1], image)
     target = seq[:, 1:]
-    j = torch.arange(target.shape[1], device=target.device)
-    keep = (j >= first) & (target != PAD)
-    return F.cross_entropy(logits[keep].float(), target[keep]), {}
+    keep = (torch.arange(target.shape[1], device=target.device) >= 1) & (target != PAD)   # from <bot> on
+    loss = F.cross_entropy(logits[keep].float(), target[keep])
+    parts = {"words": loss.detach()}
+    if kind != "blind" and cell_weight:
+        cells = model.encoder.cell_logits(image - model.config.image_offset)        # (B, cells, classes)
+        cell_loss = F.cross_entropy(cells.flatten(0, 1).float(), batch[3].flatten())
+        parts["cells"] = cell_loss.detach()
+        loss = loss + cell_weight * cell_loss
+    return loss, parts
 
 
 def train_vqa(model, data: VQAData, recipe: dict, *, device=None, desc: str | None = None,
@@ -322,7 +378,8 @@ def train_vqa(model, data: VQAData, recipe: dict, *, device=None, desc: str | No
                   device=device, seed=recipe["model_seed"])
     out = {"describe": None}
     if describe:
-        out["describe"] = fit(model, description_loss, tuple(t.to(device) for t in data.describe_tensors()),
+        out["describe"] = fit(model, functools.partial(description_loss, cell_weight=recipe["cell_weight"]),
+                              tuple(t.to(device) for t in data.describe_tensors()),
                               steps=describe, warmup_steps=min(recipe["warmup_steps"], describe // 5),
                               desc=f"{name}: describe", **common)
     out["answer"] = fit(model, functools.partial(vqa_loss, loss_fn=loss_fn), tuple(t.to(device) for t in data.tensors()), steps=steps,
@@ -361,6 +418,30 @@ def accuracy_by_type(correct: torch.Tensor, qtype: torch.Tensor) -> dict[str, fl
         if bool(m.any()):
             out[g] = float(correct[m].float().mean())
     out["all"] = float(correct.float().mean())
+    return out
+
+
+@torch.no_grad()
+def cell_accuracy(model, data: VQAData) -> dict[str, float]:
+    """What the vision encoder of an "early" or "cross" model sees on ``data``'s scenes, read by its
+    cell head: the fraction of objects whose colour, shape and size are all right (``"objects"``),
+    of each attribute alone, and of empty cells called empty (``"empty"``)."""
+    kind = model_kind(model)
+    if kind == "blind":
+        raise ValueError("the blind model has no vision encoder; pass an 'early' or 'cross' model")
+    was = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    codes = data.scene_image.to(device) - model.config.image_offset
+    pred = torch.cat([model.encoder.cell_logits(codes[s:s + 500]).argmax(-1) for s in range(0, len(codes), 500)]).cpu()
+    model.train(was)
+    truth = data.cells.cpu()
+    obj = truth > 0
+    names = [c.split() for c in CELL_CLASSES]
+    out = {"objects": float((pred == truth)[obj].float().mean()), "empty": float((pred == 0)[~obj].float().mean())}
+    for i, attr in enumerate(("color", "shape", "size")):
+        table = torch.tensor([-1] + [sorted({n[i] for n in names[1:]}).index(n[i]) for n in names[1:]])
+        out[attr] = float((table[pred] == table[truth])[obj].float().mean())
     return out
 
 

@@ -17,14 +17,15 @@ from course_lib.vocabulary import BOS, BOT, EOT, PAD
 
 
 class _FakeTokenizer:
-    """Stands in for the scenes tokenizer: 16 codes on a 2x2 grid, codes from the mean colour."""
+    """Stands in for the scenes tokenizer: 16 codes on an 8x8 grid (2x2 per scene cell), codes from
+    the mean colour of each 4x4 pixel patch."""
     num_codes = 16
-    grid = (2, 2)
+    grid = (8, 8)
     device = torch.device("cpu")
     hparams = {"dataset": "scenes"}
 
     def encode(self, images):
-        cells = images.reshape(len(images), 3, 2, 16, 2, 16).mean(dim=(3, 5))    # (B, 3, 2, 2)
+        cells = images.reshape(len(images), 3, 8, 4, 8, 4).mean(dim=(3, 5))      # (B, 3, 8, 8)
         return (cells.sum(1) * 5).long().clamp(0, 15)
 
 
@@ -48,7 +49,7 @@ def test_split_tensors_line_up(tiny):
     recipe, train, test = tiny
     n = len(train)
     assert n == 40 * 4 and len(test) == 20 * 4
-    assert train.image.shape == (n, 4) and train.question.shape[0] == n
+    assert train.image.shape == (n, 64) and train.question.shape[0] == n
     assert bool((train.image >= train.vocab.image_offset).all())
     assert int(train.length.max()) == train.question.shape[1]
     # each row's answer and type are those of the questions dataset
@@ -92,8 +93,12 @@ def test_answer_logits_and_weights(tiny, kind):
 
 def test_parameter_counts_are_similar(tiny):
     recipe, train, _ = tiny
-    counts = {k: new_vqa_model(k, recipe, train.vocab).num_parameters() for k in KINDS}
-    assert max(counts.values()) / min(counts.values()) < 1.1, counts
+    models = {k: new_vqa_model(k, recipe, train.vocab) for k in KINDS}
+    counts = {k: m.num_parameters() for k, m in models.items()}
+    assert max(counts["early"], counts["cross"]) / min(counts["early"], counts["cross"]) < 1.1, counts
+    # the blind model is early fusion's language model without its vision encoder
+    encoder = sum(p.numel() for p in models["early"].encoder.parameters())
+    assert counts["blind"] + encoder == counts["early"], counts
 
 
 def test_blind_model_ignores_the_image_and_padding(tiny):
@@ -130,13 +135,14 @@ def test_cross_model_starts_as_a_text_only_model(tiny):
                                answer_logits(model, (image.flip(0), question, length)))
 
 
-def test_cross_model_rejects_bad_inputs(tiny):
+@pytest.mark.parametrize("kind", ["early", "cross"])
+def test_fusion_models_reject_bad_inputs(tiny, kind):
     recipe, train, _ = tiny
-    model = new_vqa_model("cross", recipe, train.vocab)
+    model = new_vqa_model(kind, recipe, train.vocab)
     text, _ = question_sequences(train.question[:2], train.length[:2])
     with pytest.raises(ValueError, match="image must hold image-code ids"):
-        model(text, torch.zeros(2, 4, dtype=torch.long))
-    with pytest.raises(ValueError, match="image"):
+        model(text, torch.zeros(2, 64, dtype=torch.long))
+    with pytest.raises(ValueError, match="image must have shape"):
         model(text, train.image[:2, :3])
     with pytest.raises(TypeError, match="config must be a TransformerConfig"):
         CrossAttentionDecoder({"d_model": 8})
@@ -324,3 +330,93 @@ def test_learner_hooks_are_what_runs(tiny):
     train_vqa(model, train, dict(recipe, describe_steps=0, steps=3), loss_fn=loss)
     vqa_accuracy(model, test, choose=choose)
     assert calls["loss"] == 3 and calls["choose"] >= 1 and calls["block"] > 0
+
+
+# ------------------------------------------------------------------ the vision encoder and the prefix
+def test_scene_encoder_merges_each_cells_codes():
+    from course_lib.models.scene_encoder import SceneEncoder
+    torch.manual_seed(0)
+    enc = SceneEncoder(16, (8, 8), (4, 4), d_model=32, n_head=2, n_layer=0, n_classes=5).eval()
+    codes = torch.randint(0, 16, (3, 64))
+    out = enc(codes)
+    assert out.shape == (3, 16, 32) and enc.cell_logits(codes).shape == (3, 16, 5)
+    # without mixing blocks, cell (0, 1) depends on exactly its own 2x2 codes: 2,3 of rows 0 and 1
+    changed = codes.clone()
+    changed[:, [2, 3, 10, 11]] = (changed[:, [2, 3, 10, 11]] + 1) % 16
+    diff = (enc(changed) - out).abs().amax(dim=(0, 2))
+    assert diff[1] > 0 and bool((diff[torch.arange(16) != 1] == 0).all())
+    # the order of the four codes matters (a concatenation, not a bag)
+    swapped = codes.clone()
+    swapped[:, [2, 3]] = codes[:, [3, 2]]
+    assert not torch.allclose(enc(swapped)[:, 1], out[:, 1]) or bool((codes[:, 2] == codes[:, 3]).all())
+    # with a bidirectional block, a change in the last cell reaches the first one
+    mixed = SceneEncoder(16, (8, 8), (4, 4), d_model=32, n_head=2, n_layer=1).eval()
+    later = codes.clone()
+    later[:, 63] = (later[:, 63] + 1) % 16
+    assert not torch.allclose(mixed(later)[:, 0], mixed(codes)[:, 0])
+
+
+def test_scene_encoder_rejects_bad_inputs():
+    from course_lib.models.scene_encoder import SceneEncoder
+    with pytest.raises(ValueError, match="must divide code_grid"):
+        SceneEncoder(16, (8, 8), (3, 3), d_model=8, n_head=2)
+    enc = SceneEncoder(16, (8, 8), (4, 4), d_model=8, n_head=2)
+    with pytest.raises(ValueError, match="64 codes per image"):
+        enc(torch.zeros(2, 16, dtype=torch.long))
+    with pytest.raises(ValueError, match="codes"):
+        enc(torch.full((2, 64), 16, dtype=torch.long))
+    with pytest.raises(ValueError, match="no head"):
+        enc.cell_logits(torch.zeros(2, 64, dtype=torch.long))
+
+
+def test_transformer_prefix_goes_before_the_text(tiny):
+    recipe, train, _ = tiny
+    model = new_vqa_model("early", recipe, train.vocab).eval()
+    lm = model.transformer
+    text, _ = question_sequences(train.question[:2], train.length[:2])
+    prefix = torch.randn(2, 16, recipe["d_model"])
+    logits = lm(text, prefix=prefix)
+    assert logits.shape == (2, 16 + text.shape[1], len(train.vocab))
+    # causal: the prefix's own logits do not depend on the text
+    other = lm(text.flip(0), prefix=prefix)
+    torch.testing.assert_close(logits[:, :16], other[:, :16])
+    # with an empty prefix, the plain forward pass
+    torch.testing.assert_close(lm(text, prefix=prefix[:, :0]), lm(text))
+    with pytest.raises(ValueError, match="prefix must have shape"):
+        lm(text, prefix=torch.randn(2, 16, 3))
+    with pytest.raises(ValueError, match="not .*cache|cannot be used with a cache"):
+        lm(text, cache=lm.new_cache(2), prefix=prefix)
+
+
+def test_cell_labels_and_the_cell_loss(tiny):
+    from course_lib.data.scenes import _scenes_list
+    from course_lib.vqa import CELL_CLASSES, cell_labels, description_loss
+    recipe, train, _ = tiny
+    objects = _scenes_list(train.scenes)[0]
+    labels = cell_labels([objects])[0]
+    assert int((labels > 0).sum()) == len(objects)
+    for o in objects:
+        assert CELL_CLASSES[int(labels[o.row * 4 + o.col])] == f"{o.color} {o.shape} {o.size}"
+    assert torch.equal(train.cells[0], labels)
+    batch = tuple(t[:8] for t in train.describe_tensors())
+    for kind in KINDS:
+        model = new_vqa_model(kind, recipe, train.vocab)
+        loss, parts = description_loss(model, batch)
+        assert ("cells" in parts) == (kind != "blind")
+        want = parts["words"] + parts.get("cells", 0.0)
+        torch.testing.assert_close(loss.detach(), torch.as_tensor(want))
+        assert description_loss(model, batch, cell_weight=0.0)[1].keys() == {"words"}
+
+
+def test_cell_accuracy_reads_the_encoder_head(tiny):
+    from course_lib.vqa import cell_accuracy
+    recipe, train, _ = tiny
+    model = new_vqa_model("cross", recipe, train.vocab)
+    with torch.no_grad():                    # a head that always says "empty"
+        model.encoder.head.weight.zero_()
+        model.encoder.head.bias.zero_()
+        model.encoder.head.bias[0] = 1.0
+    acc = cell_accuracy(model, train)
+    assert acc["empty"] == 1.0 and acc["objects"] == 0.0 and acc["color"] == 0.0
+    with pytest.raises(ValueError, match="no vision encoder"):
+        cell_accuracy(new_vqa_model("blind", recipe, train.vocab), train)

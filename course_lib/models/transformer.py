@@ -231,12 +231,16 @@ class MixedTransformer(nn.Module):
         x = self.tok_emb(idx) + self.mod_emb(modality) + torch.where(is_img[..., None], pos2d, pos1d)
         return x
 
-    def forward(self, idx: torch.Tensor, cache: KVCache | None = None, need_weights: bool = False):
+    def forward(self, idx: torch.Tensor, cache: KVCache | None = None, need_weights: bool = False,
+                prefix: torch.Tensor | None = None):
         """idx: (B, T) long ids in 0..V-1, on the model's device -> logits (B, T, V).
 
         cache: a :class:`KVCache`; ``idx`` then continues the cached tokens and the cache is
         updated. need_weights: also return each layer's attention weights, a list of
-        (B, n_head, T, T_total) tensors (slower; for pictures).
+        (B, n_head, T, T_total) tensors (slower; for pictures). prefix: (B, P, D) input vectors
+        placed before ``idx``'s embeddings (an image encoder's features, as LLaVA feeds its
+        language model; ``idx``'s 1-D positions still start at 0); the logits then cover all
+        P + T positions. Not with a cache.
         """
         check_tensor("idx", idx, ndim=2, dtype=torch.long)
         check_codes("idx", idx, self.config.vocab_size)
@@ -246,12 +250,22 @@ class MixedTransformer(nn.Module):
         B, T = idx.shape
         start = 0 if cache is None else cache.length
         limit = self.config.block_size if cache is None else cache.max_len
-        if start + T > min(limit, self.config.block_size):
+        if prefix is not None:
+            check_tensor("prefix", prefix, ndim=3)
+            if cache is not None:
+                raise ValueError("prefix cannot be used with a cache")
+            if prefix.shape[0] != B or prefix.shape[2] != self.config.d_model:
+                raise ValueError(f"prefix must have shape (B={B}, P, d_model={self.config.d_model}); "
+                                 f"got {tuple(prefix.shape)}")
+        if start + T > min(limit, self.config.block_size):        # (a prefix takes no 1-D positions)
             raise ValueError(f"sequence of {start + T} tokens is longer than block_size={self.config.block_size}"
                              + (f" (cache max_len={cache.max_len})" if cache is not None else ""))
         if cache is not None and cache.batch_size != B:
             raise ValueError(f"idx has batch size {B} but the cache was made for {cache.batch_size}")
-        x = self.drop(self.embed(idx, start, None if cache is None else cache.n_image))
+        x = self.embed(idx, start, None if cache is None else cache.n_image)
+        if prefix is not None:
+            x = torch.cat([prefix.to(x.dtype), x], dim=1)
+        x = self.drop(x)
         weights = []
         for i, block in enumerate(self.blocks):
             x, w = block(x, cache, i, need_weights)
