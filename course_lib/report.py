@@ -48,9 +48,14 @@ TARGETS: dict[str, tuple[str, float | str, str]] = {
     "shapes_attribute_accuracy": (">=", 0.90, "each attribute right"),
     "shapes_exact_match": (">=", 0.90, "every attribute right on seen combinations"),
     "kv_cache_speedup": (">=", 5.0, "cached sampling vs recomputing the context"),
+    "speech_s2t_accuracy": (">=", 0.97, "speech -> text on held-out voices"),
+    "speech_t2s_accuracy": (">=", 0.90, "text -> speech heard right by the speech judge"),
+    "speech_t2s_accuracy_per_digit": (">=", 0.90, "every digit said so the judge hears it"),
+    "speech_i2s_accuracy": (">=", 0.85, "image -> speech (a digit read aloud) heard right by the judge"),
+    "speech_s2i_accuracy": (">=", 0.85, "speech -> image (the digit heard, drawn) read right by the classifier"),
 }
 # Targets that a dict metric must meet in every entry (others compare a dict's mean).
-EACH = {"shapes_attribute_accuracy", "t2i_digit_accuracy_per_digit"}
+EACH = {"shapes_attribute_accuracy", "t2i_digit_accuracy_per_digit", "speech_t2s_accuracy_per_digit"}
 # Metrics computed from others when a notebook did not record them itself.
 DERIVED = {"vq_perplexity_fraction": ("vq_perplexity", "/", "vq_codebook_size")}
 # Course-wide budgets: whole-course seconds per profile, and peak memory of any notebook kernel.
