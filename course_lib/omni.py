@@ -73,7 +73,8 @@ TARGET_KIND = {T2S: "audio", S2T: "text", I2S: "audio", S2I: "image"}   # what e
 RECIPE_VERSION = 3   # 3: task_mix; 2: image <-> speech through the digit word (inner monologue)
 
 __all__ = ["TASKS", "T2S", "S2T", "I2S", "S2I", "build_omni_vocabulary", "task_prompts", "omni_sequences",
-           "omni_weights", "omni_loss", "OmniData", "target_constraint", "omni_recipe", "new_omni_model",
+           "omni_weights", "omni_loss", "OmniData", "target_constraint", "audio_span_allowed", "omni_recipe",
+           "new_omni_model",
            "train_omni", "evaluate_omni", "get_omni_model", "transcribe", "speak", "draw_heard"]
 
 
@@ -242,12 +243,50 @@ class OmniData:
 
 
 # ----------------------------------------------------------------------------- constrained decoding
-def target_constraint(vocab: MixedVocabulary, task: int, n_audio: int):
+def audio_span_allowed(vocab: MixedVocabulary, i: int, n_audio: int) -> torch.Tensor:
+    """(V,) bool: what may come at position ``i`` of an audio span of ``n_audio`` codes closed by
+    ``<eoa>`` (the ``<boa>`` before it is already written): for ``i < n_audio`` the audio codes only
+    (ids ``audio_offset`` .. ``len(vocab) - 1``), for ``i == n_audio`` the ``<eoa>`` only. The
+    reference for the notebook's exercise; :func:`target_constraint` builds the same masks."""
+    i = check_int("i", i, min_value=0, max_value=n_audio)
+    if i < n_audio:
+        return vocab.allowed_mask("audio")
+    mask = torch.zeros(len(vocab), dtype=torch.bool)
+    mask[EOA] = True
+    return mask
+
+
+def _span_masks(vocab: MixedVocabulary, n_audio: int, audio_span) -> list[torch.Tensor]:
+    """The ``n_audio + 1`` masks of an audio span and its ``<eoa>`` from ``audio_span(vocab, i, n_audio)``."""
+    if not callable(audio_span):
+        raise TypeError(f"audio_span must be a function audio_span(vocab, i, n_audio) -> (V,) bool, or None; "
+                        f"got {type(audio_span).__name__}")
+    masks = []
+    for i in range(n_audio + 1):
+        mask = audio_span(vocab, i, n_audio)
+        check_tensor(f"audio_span(vocab, {i}, {n_audio})", mask, shape=(len(vocab),), dtype=torch.bool)
+        if not bool(mask.any()):
+            raise ValueError(f"audio_span(vocab, {i}, {n_audio}) must allow at least one token; got an all-False mask")
+        masks.append(mask.cpu())
+    return masks
+
+
+def target_constraint(vocab: MixedVocabulary, task: int, n_audio: int, *, audio_span=None):
     """``allowed(step, generated) -> (V,) bool`` for the target of ``task``: step by step, only the
     tokens :func:`target_spans` lays out there (one digit word, audio codes, image codes, or the one
-    marker that opens or closes a span), so every span keeps its modality and its length."""
+    marker that opens or closes a span), so every span keeps its modality and its length.
+
+    ``audio_span``: your own ``audio_span(vocab, i, n_audio) -> (V,) bool`` (the notebook's exercise,
+    see :func:`audio_span_allowed`) for the audio span's ``n_audio`` codes and its closing ``<eoa>``;
+    None (default) builds them here (the same masks)."""
     masks = []
-    for kind, count in target_spans(vocab, task, n_audio):
+    spans = target_spans(vocab, task, n_audio)
+    for j, (kind, count) in enumerate(spans):
+        if audio_span is not None and kind == "audio":
+            masks += _span_masks(vocab, n_audio, audio_span)   # the codes and the <eoa> after them
+            continue
+        if audio_span is not None and kind == EOA and j > 0 and spans[j - 1][0] == "audio":
+            continue
         if kind == "digit":
             mask = torch.zeros(len(vocab), dtype=torch.bool)
             mask[digit_word_ids(vocab)] = True
@@ -265,15 +304,16 @@ def target_constraint(vocab: MixedVocabulary, task: int, n_audio: int):
 
 @torch.no_grad()
 def _run(model, vocab, task, digits, image_ids, audio_ids, n_audio, *, temperature, top_k, generator,
-         batch_size=500) -> torch.Tensor:
+         batch_size=500, audio_span=None) -> torch.Tensor:
     """What the model writes for ``task`` before ``<eos>``, (B, target_length)."""
     out = []
+    allowed = target_constraint(vocab, task, n_audio, audio_span=audio_span)
     for s in range(0, len(digits), batch_size):
         prompt, _ = task_prompts(vocab, task, digits[s:s + batch_size], image_ids[s:s + batch_size],
                                  audio_ids[s:s + batch_size])
         steps = target_length(vocab, task, n_audio)
         out.append(generate(model, prompt, steps, temperature=temperature, top_k=top_k, generator=generator,
-                            allowed=target_constraint(vocab, task, n_audio)).cpu())
+                            allowed=allowed).cpu())
     return torch.cat(out)
 
 
@@ -296,8 +336,11 @@ def _digits(vocab, word_ids: torch.Tensor) -> torch.Tensor:
 
 
 def speak(model, vocab, *, digits: torch.Tensor | None = None, image_codes: torch.Tensor | None = None,
-          n_audio: int = 22, temperature: float = 1.0, top_k: int | None = None, generator=None) -> torch.Tensor:
-    """Text -> speech (``digits`` (B,)) or image -> speech (``image_codes`` (B, h, w)): audio codes (B, T')."""
+          n_audio: int = 22, temperature: float = 1.0, top_k: int | None = None, generator=None,
+          audio_span=None) -> torch.Tensor:
+    """Text -> speech (``digits`` (B,)) or image -> speech (``image_codes`` (B, h, w)): audio codes (B, T').
+
+    ``audio_span``: your own audio-span constraint (see :func:`target_constraint`); None: the library's."""
     if (digits is None) == (image_codes is None):
         raise ValueError("pass exactly one of digits= (say the word) or image_codes= (read the image aloud)")
     B = len(digits) if digits is not None else len(image_codes)
@@ -306,7 +349,7 @@ def speak(model, vocab, *, digits: torch.Tensor | None = None, image_codes: torc
     if image_codes is not None:
         img = vocab.codes_to_ids(image_codes.flatten(1))
     ids = _run(model, vocab, task, digits if digits is not None else torch.zeros(B, dtype=torch.long), img, aud,
-               n_audio, temperature=temperature, top_k=top_k, generator=generator)
+               n_audio, temperature=temperature, top_k=top_k, generator=generator, audio_span=audio_span)
     return vocab.ids_to_audio_codes(ids[:, -n_audio - 1:-1])
 
 
@@ -375,7 +418,7 @@ def train_omni(model: MixedTransformer, data: OmniData, recipe: dict, *, device=
 
 @torch.no_grad()
 def evaluate_omni(model, vocab, recipe: dict, image_tokenizer, audio_tokenizer, speech_judge, digit_judge,
-                  *, seed: int = 0) -> dict:
+                  *, seed: int = 0, audio_span=None) -> dict:
     """The four tasks on held-out data, judged by the independent judges:
 
     * ``s2t_test`` / ``s2t_test_accent``: word accuracy on held-out voices / accents (greedy);
@@ -384,13 +427,15 @@ def evaluate_omni(model, vocab, recipe: dict, image_tokenizer, audio_tokenizer, 
       tokenized-then-decoded test clips, the ceiling for generated speech;
     * ``i2s``: the model reads the MNIST test digits aloud, the speech judge hears the label;
     * ``s2i``: the model draws what it hears (test voices), the digit classifier reads the label.
+
+    ``audio_span``: the audio-span constraint that speaking uses (see :func:`target_constraint`).
     """
     from .data import as_tensors, load_digits
     from .models.classifier import predict_digits
     from .models.speech_judge import judge_words
     from .speech_features import speech_log_mels
     n, g = recipe["n_test_per_word"], torch.Generator().manual_seed(seed)
-    kw = dict(temperature=recipe["speech_temperature"], top_k=recipe["top_k"], generator=g)
+    kw = dict(temperature=recipe["speech_temperature"], top_k=recipe["top_k"], generator=g, audio_span=audio_span)
     out = {}
     for split in ("test", "test_accent"):
         mels, labels = speech_log_mels(split, n, seed=0)
@@ -414,6 +459,7 @@ def evaluate_omni(model, vocab, recipe: dict, image_tokenizer, audio_tokenizer, 
                                                                   n_audio=n_audio, **kw))).cpu()
     out["i2s"] = float((read == y).float().mean())
     kw["temperature"] = recipe["image_temperature"]
+    del kw["audio_span"]   # a drawing has no audio span
     drawn = image_tokenizer.decode(draw_heard(model, vocab, test_codes, **kw).to(image_tokenizer.device))
     out["s2i"] = float((predict_digits(digit_judge, drawn).cpu() == test_labels).float().mean())
     return out

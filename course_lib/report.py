@@ -52,9 +52,14 @@ TARGETS: dict[str, tuple[str, float | str, str]] = {
     "vqa_nonrelational_accuracy": (">=", 0.97, "best VQA model: shape, size, side, is there"),
     "vqa_relational_accuracy": (">=", 0.85, "best VQA model: closest, furthest, same shape (Sort-of-CLEVR's relation network: 0.94)"),
     "vqa_counting_accuracy": (">=", 0.85, "best VQA model: how many"),
+    "speech_s2t_accuracy": (">=", 0.97, "speech -> text on held-out voices"),
+    "speech_t2s_accuracy": (">=", 0.90, "text -> speech heard right by the speech judge"),
+    "speech_t2s_accuracy_per_digit": (">=", 0.90, "every digit said so the judge hears it"),
+    "speech_i2s_accuracy": (">=", 0.85, "image -> speech (a digit read aloud) heard right by the judge"),
+    "speech_s2i_accuracy": (">=", 0.85, "speech -> image (the digit heard, drawn) read right by the classifier"),
 }
 # Targets that a dict metric must meet in every entry (others compare a dict's mean).
-EACH = {"shapes_attribute_accuracy", "t2i_digit_accuracy_per_digit"}
+EACH = {"shapes_attribute_accuracy", "t2i_digit_accuracy_per_digit", "speech_t2s_accuracy_per_digit"}
 # Metrics computed from others when a notebook did not record them itself.
 DERIVED = {"vq_perplexity_fraction": ("vq_perplexity", "/", "vq_codebook_size")}
 # Course-wide budgets: whole-course seconds per profile, and peak memory of any notebook kernel.

@@ -193,3 +193,76 @@ def test_task_mix_exact_per_batch():
     with pytest.raises(ValueError):
         OmniData(vocab(), torch.zeros(10, 3, 3, dtype=torch.long), torch.arange(10),
                  torch.zeros(10, T_AUD, dtype=torch.long), torch.arange(10), task_mix=(0.5, 0.5))
+
+
+# ----------------------------------------------------------------------------- the audio-span exercise
+from course_lib.checks import ExerciseError  # noqa: E402
+from course_lib.checks.omni import check_audio_span_constraint  # noqa: E402
+from course_lib.omni import audio_span_allowed  # noqa: E402
+
+
+def span_wrong(fn, match):
+    """check_audio_span_constraint rejects ``fn`` with a message matching ``match``."""
+    with pytest.raises(ExerciseError, match=match) as err:
+        check_audio_span_constraint(fn)
+    assert str(err.value).startswith("[wrong] the audio-span constraint: for a vocabulary of")
+    return str(err.value)
+
+
+def span_by_comparison(vocab, i, n_audio):
+    """A right answer written differently: comparisons on the ids, no slicing, no library mask."""
+    ids = torch.arange(len(vocab))
+    return ids >= vocab.audio_offset if i != n_audio else ids == EOA
+
+
+def _slice(vocab, lo, hi):
+    m = torch.zeros(len(vocab), dtype=torch.bool)
+    m[lo:hi] = True
+    return m
+
+
+def test_check_audio_span_accepts_right_answers(capsys):
+    assert check_audio_span_constraint(span_by_comparison)
+    assert check_audio_span_constraint(audio_span_allowed)
+    out = capsys.readouterr().out
+    assert out.startswith("[ok] the audio-span constraint: positions 0..21: the 256 audio codes only; position 22")
+
+
+def test_check_audio_span_names_the_mistake():
+    eoa = lambda v: _slice(v, EOA, EOA + 1)
+    codes = lambda v: _slice(v, v.audio_offset, len(v))
+    # <eoa> one step early: the clip holds n_audio - 1 codes
+    span_wrong(lambda v, i, n: codes(v) if i < n - 1 else eoa(v), match="closed one code too early.*off by one")
+    # <eoa> one step late: codes still allowed at i == n_audio
+    span_wrong(lambda v, i, n: codes(v) if i <= n else eoa(v), match="still allow the audio codes.*off by one")
+    # <eoa> allowed together with the codes: variable length
+    span_wrong(lambda v, i, n: codes(v) | eoa(v) if i < n else eoa(v), match="together with the audio codes")
+    # image codes instead of audio codes
+    span_wrong(lambda v, i, n: v.allowed_mask("image") if i < n else eoa(v), match="IMAGE codes")
+    # an exclusive end one id too early
+    span_wrong(lambda v, i, n: _slice(v, v.audio_offset, len(v) - 1) if i < n else eoa(v),
+               match="last audio code .* is missing")
+    # a range that starts at the last image code
+    span_wrong(lambda v, i, n: _slice(v, v.audio_offset - 1, len(v)) if i < n else eoa(v), match="starts one id early")
+    # <boa> closes the span
+    span_wrong(lambda v, i, n: codes(v) if i < n else _slice(v, BOA, BOA + 1), match="OPENS an audio span")
+    # the allowed ids instead of a mask, and a float mask
+    span_wrong(lambda v, i, n: torch.arange(v.audio_offset, len(v)) if i < n else torch.tensor([EOA]),
+               match="look like the allowed ids")
+    span_wrong(lambda v, i, n: codes(v).float() if i < n else eoa(v).float(), match="dtype torch.float32")
+    # anything else: the ids named
+    msg = span_wrong(lambda v, i, n: codes(v) | _slice(v, 0, 1) if i < n else eoa(v), match="allows 1 id")
+    assert "0 <pad>" in msg
+
+
+def test_your_audio_span_drives_the_decoding():
+    v = vocab()
+    for task in range(4):
+        default, yours = target_constraint(v, task, T_AUD), target_constraint(v, task, T_AUD,
+                                                                            audio_span=span_by_comparison)
+        for step in range(target_length(v, task, T_AUD) + 2):
+            assert torch.equal(default(step, None), yours(step, None)), (TASKS[task], step)
+    with pytest.raises(TypeError, match=r"audio_span\(vocab, 0, 5\) must have dtype torch.bool"):
+        target_constraint(v, T2S, T_AUD, audio_span=lambda vv, i, n: torch.ones(len(vv)))
+    with pytest.raises(TypeError, match="audio_span must be a function"):
+        target_constraint(v, T2S, T_AUD, audio_span=3)

@@ -491,6 +491,11 @@ def test_student_edition_generated_for_every_notebook(tmp_path):
 
 @pytest.mark.parametrize("path", WITH_EXERCISES, ids=[p.stem for p in WITH_EXERCISES])
 def test_student_notebook_runs_until_first_check_which_says_not_yet_implemented(path, tmp_path, monkeypatch):
+    if path.stem == "08_speech_tokens":
+        from course_lib.data.speech import speech_available
+        ok, why = speech_available()
+        if not ok:   # the notebook then skips every cell after its first, on purpose
+            pytest.skip(f"08_speech_tokens needs eSpeak NG: {why}")
     student = write_student_edition([path], tmp_path / "student")[0]
     nb, check = run_until_first_check(student, tmp_path, monkeypatch, shared_artifacts=True)
     _assert_stops_at_check(nb, check, path.name)

@@ -23,7 +23,7 @@ Shapes and types:
 (measured: the same call gave different samples the 2nd and 3rd time in one process, from the first
 voiced sample on), and loading a variant seeds its noise from the clock. Every clip therefore starts
 from a freshly loaded library: ``dlopen``, initialise, set the voice and parameters,
-``espeak_ng_SetRandSeed(0)``, synthesise, terminate, ``dlclose``. The same (word, voice, variant,
+``espeak_ng_SetRandSeed(0)`` and libc's ``srand(1)`` (the breathy Klatt variants draw noise from ``rand()``), synthesise, terminate, ``dlclose``. The same (word, voice, variant,
 pitch, rate) then gives bit-identical samples, in any order, in any process (a test runs two). If
 another module keeps the library loaded, the unload cannot reset it and a ``RuntimeWarning`` says so.
 
@@ -197,6 +197,7 @@ class _Engine:
             lib.espeak_SetParameter(_PARAM_RATE, rate, 0)
             lib.espeak_SetParameter(_PARAM_PITCH, pitch, 0)
             lib.espeak_ng_SetRandSeed(0)  # after the voice: loading a variant seeds the noise from the clock
+            _seed_libc_rand()  # the Klatt voices' breath noise (variants caleb, Reed) draws from libc's rand()
             self.chunks = []
             data = text.encode("utf-8") + b"\0"
             status = lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
@@ -209,6 +210,26 @@ class _Engine:
             lib.espeak_Terminate()
             self.close(lib)
         return samples
+
+
+@functools.lru_cache(maxsize=1)
+def _libc():
+    import ctypes.util
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or None)
+    except OSError:
+        return None
+
+
+def _seed_libc_rand() -> None:
+    """``srand(1)``: libc's ``rand()`` back to its state at process start. eSpeak NG's Klatt synthesiser
+    draws the breath noise of whispered/breathy variants (``caleb``, ``Reed``) from ``rand()``, whose
+    state is process-wide and survives unloading the library: without this, those clips changed from
+    the second synthesis in a process on (measured: 2 of 87 variants). Seeding 1 keeps the first
+    clip of a fresh process as it was. (It also resets ``rand()`` for any other caller in the process.)"""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "srand"):
+        libc.srand(1)
 
 
 @functools.lru_cache(maxsize=1)
