@@ -56,12 +56,12 @@ from .data.scenes import (ANSWERS, GRID, PALETTE, QUESTION_GROUPS, QUESTION_TYPE
 from .device import seed_everything, seed_offset
 from .image_tokenizer import ImageTokenizer
 from .artifacts import recipe_hash
-from .models.cross_attention import CrossAttentionDecoder, GatedCrossAttentionBlock
+from .models.cross_attention import CrossAttentionDecoder, GatedCrossAttentionBlock, check_image_ids
 from .models.scene_encoder import SceneEncoder
 from .models.transformer import MixedTransformer, TransformerConfig
 from .profiles import get_profile
 from .train import History, fit
-from .validate import check_choice, check_int, check_tensor
+from .validate import check_choice, check_int
 from .vocabulary import BOS, BOT, EOT, PAD, MixedVocabulary, WordTokenizer, pad_sequences
 
 KINDS = ("blind", "early", "cross")
@@ -222,10 +222,7 @@ class EarlyFusionModel(nn.Module):
 
     def forward(self, text: torch.Tensor, image: torch.Tensor, need_weights: bool = False):
         cfg = self.config
-        check_tensor("image", image, shape=(len(text), cfg.grid[0] * cfg.grid[1]), dtype=torch.long)
-        if image.numel() and not bool(((image >= cfg.image_offset) & (image < cfg.image_end)).all()):
-            raise ValueError(f"image must hold image-code ids in {cfg.image_offset}..{cfg.image_end - 1} "
-                             f"(vocab.codes_to_ids(codes)); got values from {int(image.min())} to {int(image.max())}")
+        check_image_ids(image, cfg, len(text))
         prefix = self.encoder(image - cfg.image_offset)
         P = prefix.shape[1]
         out = self.transformer(text, need_weights=need_weights, prefix=prefix)

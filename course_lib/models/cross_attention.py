@@ -31,6 +31,14 @@ from ..validate import check_codes, check_tensor, to_model
 from .transformer import Block, MixedTransformer, TransformerConfig, scale_residual_projections
 
 
+def check_image_ids(image: torch.Tensor, config: TransformerConfig, batch_size: int) -> None:
+    """image must be (batch_size, h*w) long image-code ids of ``config``'s vocabulary; else a clear error."""
+    check_tensor("image", image, shape=(batch_size, config.grid[0] * config.grid[1]), dtype=torch.long)
+    if image.numel() and not bool(((image >= config.image_offset) & (image < config.image_end)).all()):
+        raise ValueError(f"image must hold image-code ids in {config.image_offset}..{config.image_end - 1} "
+                         f"(vocab.codes_to_ids(codes)); got values from {int(image.min())} to {int(image.max())}")
+
+
 class CrossAttention(nn.Module):
     """Multi-head attention from text positions (queries) to memory slots (keys, values); no mask:
     every text position may look at the whole image.
@@ -145,10 +153,7 @@ class CrossAttentionDecoder(nn.Module):
         cfg = self.config
         check_tensor("text", text, ndim=2, dtype=torch.long)
         check_codes("text", text, cfg.image_offset)
-        check_tensor("image", image, shape=(len(text), cfg.grid[0] * cfg.grid[1]), dtype=torch.long)
-        if image.numel() and not bool(((image >= cfg.image_offset) & (image < cfg.vocab_size)).all()):
-            raise ValueError(f"image must hold image-code ids in {cfg.image_offset}..{cfg.vocab_size - 1} "
-                             f"(vocab.codes_to_ids(codes)); got values from {int(image.min())} to {int(image.max())}")
+        check_image_ids(image, cfg, len(text))
         to_model("text", text, self)
         if text.shape[1] > cfg.block_size:
             raise ValueError(f"text of {text.shape[1]} tokens is longer than block_size={cfg.block_size}")
