@@ -122,7 +122,7 @@ def segment_weights(seq: torch.Tensor, direction: torch.Tensor, cond_weight: flo
     """
     check_tensor("seq", seq, ndim=2, dtype=torch.long)
     check_tensor("direction", direction, shape=(seq.shape[0],), dtype=torch.long)
-    check_codes("direction", direction, len(DIRECTIONS))
+    check_codes("direction", direction, len(DIRECTIONS), hot=True)
     check_float("cond_weight", cond_weight, min_value=0.0, max_value=1.0)
     return _weights(segment_ids(seq)[:, 1:], direction, cond_weight)
 

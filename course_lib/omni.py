@@ -149,7 +149,7 @@ def omni_sequences(vocab: MixedVocabulary, task: torch.Tensor, digits: torch.Ten
     """A mixed batch: row b laid out as task ``task[b]`` (0..3), right-padded with ``<pad>`` to
     ``block_size``. Every layout is built for every row with tensor operations and each row keeps its own."""
     check_tensor("task", task, ndim=1, dtype=torch.long)
-    check_codes("task", task, len(TASKS))
+    check_codes("task", task, len(TASKS), hot=True)
     out = torch.full((len(task), block_size), PAD, dtype=torch.long, device=task.device)
     for t in range(len(TASKS)):
         seq = torch.cat(task_prompts(vocab, t, digits, image_ids, audio_ids), 1)

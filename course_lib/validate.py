@@ -27,12 +27,17 @@ The policies every public entry point of ``course_lib`` follows:
 * **Integer ranges.** Codes and token ids must lie in their range (never a silent negative
   index that wraps around); ints must be real ints: ``True`` is not 1 and ``3.0`` is not 3
   (NumPy integers are accepted; a 0-d integer tensor only where a function says so).
+* **No round trips in hot loops.** Checks that must read a tensor's values (ranges, NaNs) run
+  everywhere on the CPU; inside hot loops on a GPU they skip the read (:func:`reads_values`)
+  unless ``COURSE_STRICT_CHECKS=1``, so a training step or a sampled token never waits for the
+  device because of a check.
 """
 from __future__ import annotations
 
 import difflib
 import math
 import numbers
+import os
 from typing import Iterable, Sequence
 
 import torch
@@ -226,9 +231,28 @@ def check_device(name: str, device) -> torch.device | None:
     return dev
 
 
-def check_codes(name: str, codes: torch.Tensor, num_codes: int) -> torch.Tensor:
-    """Integer codes must lie in ``0..num_codes - 1``; the message gives the range that came."""
+def reads_values(t: torch.Tensor) -> bool:
+    """May a check read ``t``'s values without a device round trip? Yes on the CPU; on an accelerator
+    only when ``COURSE_STRICT_CHECKS=1`` is set.
+
+    Checks in hot loops (a model's forward pass, a training batch, one sampled token) ask this first:
+    reading a CUDA tensor's values waits for the GPU to finish everything queued before it, once per
+    step. Where they skip, course_lib built those tensors from data it checked once (tokenizers,
+    datasets, prompts), and an out-of-range id still stops the run in the embedding lookup's
+    device-side assert, only with a blunter message: rerun with ``COURSE_STRICT_CHECKS=1`` (or on the
+    CPU) to get the clear one.
+    """
+    return t.device.type == "cpu" or os.environ.get("COURSE_STRICT_CHECKS", "") == "1"
+
+
+def check_codes(name: str, codes: torch.Tensor, num_codes: int, *, hot: bool = False) -> torch.Tensor:
+    """Integer codes must lie in ``0..num_codes - 1``; the message gives the range that came.
+
+    hot: the call sits in a hot loop; the range is then checked only where :func:`reads_values`
+    allows (dtype and shape always)."""
     check_tensor(name, codes, integer=True)
+    if hot and not reads_values(codes):
+        return codes
     if codes.numel():
         lo, hi = torch.stack(torch.aminmax(codes)).tolist()  # one pass, one sync
         if lo < 0 or hi >= num_codes:

@@ -108,3 +108,30 @@ def test_spans_to_images_decodes_the_codes_before_eoi():
     images = spans_to_images(tok, vocab, spans)
     assert images.shape == (3, 3, 24, 24) and images.device.type == "cpu"
     assert torch.equal(images, tok.decode(codes))
+
+
+@pytest.mark.parametrize("stop_at", [0, 2, None])
+def test_stop_check_every_few_tokens_gives_the_same_tokens(vocab, model, monkeypatch, stop_at):
+    """On a GPU the sampler looks at "every row stopped?" every 16 tokens (no per-token device read);
+    the tokens and the returned length must equal stopping at once (the CPU's per-token look)."""
+    import course_lib.sampling as sampling
+    prompt = torch.tensor([[1, 3] + [vocab.image_offset] * 9 + [4, 5]] * 3)
+    free = generate(model, prompt, 12, temperature=0)
+    stop_id = None if stop_at is None else int(free[0, stop_at])
+    kwargs = dict(temperature=1.0, stop_id=stop_id if stop_id is not None else EOT)
+    runs = {}
+    for every in (1, 4, 16):
+        monkeypatch.setattr(sampling, "_stop_check_every", lambda device, n=every: n)
+        runs[every] = [generate(model, prompt, 12, temperature=0, stop_id=stop_id),
+                       generate(model, prompt, 12, generator=torch.Generator().manual_seed(1), **kwargs)]
+    for every in (4, 16):
+        for a, b in zip(runs[1], runs[every]):
+            assert torch.equal(a, b), (every, a, b)
+    if stop_at is not None:
+        first = free[0].tolist().index(stop_id)   # greedy rows are equal: all stop at the first stop_id
+        assert runs[16][0].shape[1] == first + 1
+
+
+def test_stop_check_every_is_one_on_the_cpu():
+    from course_lib.sampling import _stop_check_every
+    assert _stop_check_every(torch.device("cpu")) == 1 and _stop_check_every(torch.device("cuda")) == 16

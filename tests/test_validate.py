@@ -1,3 +1,5 @@
+import types
+
 import pytest
 import torch
 
@@ -49,3 +51,33 @@ def test_code_range_message():
     assert check_codes("codes", codes, 10) is codes
     with pytest.raises(ValueError, match=r"codes must lie in 0..7; got values from 0 to 9"):
         check_codes("codes", codes, 8)
+
+
+def test_hot_code_checks_skip_the_value_read_only_where_reading_costs_a_round_trip(monkeypatch):
+    """In hot loops (forward passes, batches) a range check reads values on the CPU, and on a GPU only
+    with COURSE_STRICT_CHECKS=1; elsewhere it checks dtype only (no device round trip per step)."""
+    import course_lib.models.cross_attention as ca
+    import course_lib.validate as validate
+    codes = torch.tensor([[0, 9]])
+    assert validate.reads_values(codes)
+    with pytest.raises(ValueError, match="0..7; got values from 0 to 9"):
+        validate.check_codes("codes", codes, 8, hot=True)          # CPU: always checked
+    monkeypatch.setattr(validate, "reads_values", lambda t: False)  # as on a GPU without strict checks
+    assert validate.check_codes("codes", codes, 8, hot=True) is codes
+    with pytest.raises(ValueError, match="0..7"):
+        validate.check_codes("codes", codes, 8)                     # not hot: always checked
+    with pytest.raises(TypeError, match="integer"):
+        validate.check_codes("codes", codes.float(), 8, hot=True)   # dtype: always checked
+    cfg = types.SimpleNamespace(grid=(1, 2), image_offset=5, image_end=9)
+    with pytest.raises(ValueError, match="image must hold image-code ids in 5..8"):
+        ca.check_image_ids(torch.tensor([[5, 9]]), cfg, 1)
+    monkeypatch.setattr(ca, "reads_values", lambda t: False)
+    ca.check_image_ids(torch.tensor([[5, 9]]), cfg, 1)
+
+
+def test_strict_checks_env_reads_values_everywhere(monkeypatch):
+    from course_lib.validate import reads_values
+    t = torch.zeros(2, device="meta")
+    assert not reads_values(t)
+    monkeypatch.setenv("COURSE_STRICT_CHECKS", "1")
+    assert reads_values(t)

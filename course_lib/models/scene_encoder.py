@@ -90,7 +90,7 @@ class SceneEncoder(nn.Module):
         check_tensor("codes", codes, ndim=2, dtype=torch.long)
         if codes.shape[1] != h * w:
             raise ValueError(f"codes must hold {h * w} codes per image ({h}x{w}); got shape {tuple(codes.shape)}")
-        check_codes("codes", codes, self.num_codes)
+        check_codes("codes", codes, self.num_codes, hot=True)
         B, D = len(codes), self.code_emb.embedding_dim
         e = self.code_emb(codes).view(B, r, kh, c, kw, D).permute(0, 1, 3, 2, 4, 5)   # (B, r, c, kh, kw, D)
         x = self.merge(e.reshape(B, r * c, kh * kw * D))                               # (B, cells, D)

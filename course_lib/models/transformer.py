@@ -243,7 +243,7 @@ class MixedTransformer(nn.Module):
         P + T positions. Not with a cache.
         """
         check_tensor("idx", idx, ndim=2, dtype=torch.long)
-        check_codes("idx", idx, self.config.vocab_size)
+        check_codes("idx", idx, self.config.vocab_size, hot=True)
         to_model("idx", idx, self)
         if cache is not None and not isinstance(cache, KVCache):
             raise TypeError(f"cache must be a KVCache (model.new_cache(batch_size)) or None; got {type(cache).__name__}")
