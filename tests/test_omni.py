@@ -266,3 +266,60 @@ def test_your_audio_span_drives_the_decoding():
         target_constraint(v, T2S, T_AUD, audio_span=lambda vv, i, n: torch.ones(len(vv)))
     with pytest.raises(TypeError, match="audio_span must be a function"):
         target_constraint(v, T2S, T_AUD, audio_span=3)
+
+
+# ----------------------------------------------------------------------------- guidance for speech -> image
+def test_unconditional_drawing_rows_layout_weights_and_share():
+    from course_lib.omni import UNCOND_DRAW, unconditional_draw_prompt
+    v = vocab()
+    g = torch.Generator().manual_seed(1)
+    labels = torch.arange(40) % 10
+    img = (labels[:, None, None] + torch.randint(0, 2, (40, 3, 3), generator=g)) % K_IMG
+    aud = (labels[:, None] + torch.randint(0, 2, (40, T_AUD), generator=g)) % K_AUD
+    data = OmniData(v, img, labels, aud, labels, task_mix=(0.0, 0.0, 0.0, 1.0), p_uncond_draw=0.25, seed=0)
+    seq, task = data.batch(400)
+    n_uncond = int((task == UNCOND_DRAW).sum())
+    assert set(task.tolist()) == {S2I, UNCOND_DRAW} and 60 < n_uncond < 140   # ~25% of the drawings
+    row = seq[task == UNCOND_DRAW][0]
+    n_img = v.n_image_tokens
+    assert row[:5].tolist() == unconditional_draw_prompt(v, 1)[0].tolist() == [BOS, BOT, v.encode_text("draw")[0], EOT, BOI]
+    assert (v.modality(row[5:5 + n_img]) == 2).all()                      # the image, nothing heard, no word
+    assert row[5 + n_img:7 + n_img].tolist() == [EOI, EOS] and (row[7 + n_img:] == PAD).all()
+    assert data.weights.shape[0] == 5 and torch.allclose(data.weights.sum(1), torch.ones(5))
+    w = data.weights[UNCOND_DRAW]
+    assert (w[4:4 + n_img + 2] > 0).all() and (w[4 + n_img + 2:] == 0).all()
+    assert data.targets[UNCOND_DRAW].sum() == n_img + 2
+    loss, parts = omni_loss(new_omni_model(omni_recipe("smoke"), v, data.block_size), (seq, task),
+                            data.weights, data.targets)
+    assert torch.isfinite(loss) and set(parts) == set(TASKS)
+    plain = OmniData(v, img, labels, aud, labels, task_mix=(0.0, 0.0, 0.0, 1.0), seed=0)
+    assert (plain.batch(100)[1] == S2I).all()                              # p_uncond_draw 0: none
+
+
+def test_draw_heard_with_guidance_writes_the_word_then_a_guided_image():
+    from course_lib.omni import draw_heard
+    import course_lib.omni as omni
+    v = vocab()
+    data = tiny_data(v)
+    model = new_omni_model({**omni_recipe("smoke"), "steps": 1}, v, data.block_size).eval()
+    codes = torch.randint(K_AUD, (6, T_AUD))
+    plain = draw_heard(model, v, codes, temperature=0.0)
+    same = draw_heard(model, v, codes, temperature=0.0, guidance_scale=1.0)
+    assert torch.equal(plain, same) and plain.shape == (6, *GRID)
+    calls = []
+    real = omni.generate
+
+    def spy(model_, prompt, steps, **kw):
+        calls.append((prompt.shape[1], steps, kw.get("guidance_scale", 1.0), kw.get("uncond_prompt")))
+        return real(model_, prompt, steps, **kw)
+    omni.generate = spy
+    try:
+        guided = draw_heard(model, v, codes, temperature=0.0, guidance_scale=3.0)
+    finally:
+        omni.generate = real
+    assert guided.shape == (6, *GRID) and guided.min() >= 0 and guided.max() < K_IMG
+    (p1, s1, g1, u1), (p2, s2, g2, u2) = calls
+    assert (s1, g1, u1) == (3, 1.0, None)                                  # word, <eot>, <boi> unguided
+    assert p2 == p1 + 3 and s2 == v.n_image_tokens and g2 == 3.0 and u2.shape == (6, 5)
+    with pytest.raises(ValueError, match="guidance_scale"):
+        draw_heard(model, v, codes, guidance_scale=-1.0)
