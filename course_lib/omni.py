@@ -505,29 +505,29 @@ def evaluate_omni(model, vocab, recipe: dict, image_tokenizer, audio_tokenizer, 
     for split in ("test", "test_accent"):
         mels, labels = speech_log_mels(split, n, seed=0)
         codes = audio_tokenizer.encode(mels).cpu()
-        out[f"s2t_{split}"] = float((transcribe(model, vocab, codes) == labels).float().mean())
+        out[f"s2t_{split}"] = float((transcribe(model, vocab, codes) == labels).double().mean())
         if split == "test":
             test_codes, test_labels = codes, labels
-            ok = (judge_words(speech_judge, audio_tokenizer.decode(codes)).cpu() == labels).float()
+            ok = (judge_words(speech_judge, audio_tokenizer.decode(codes)).cpu() == labels).double()
             out["judge_ceiling_test"] = float(ok.mean())
             out["judge_ceiling_per_digit"] = [float(ok[labels == d].mean()) for d in range(10)]
     n_audio = test_codes.shape[1]
     digits = torch.arange(10).repeat_interleave(n)
     heard = judge_words(speech_judge, audio_tokenizer.decode(speak(model, vocab, digits=digits, n_audio=n_audio,
                                                                    **kw))).cpu()
-    per_digit = [float((heard[digits == d] == d).float().mean()) for d in range(10)]
-    out["t2s"], out["t2s_per_digit"], out["t2s_min_digit"] = float((heard == digits).float().mean()), per_digit, min(per_digit)
+    per_digit = [float((heard[digits == d] == d).double().mean()) for d in range(10)]
+    out["t2s"], out["t2s_per_digit"], out["t2s_min_digit"] = float((heard == digits).double().mean()), per_digit, min(per_digit)
     x, y = as_tensors(load_digits(verbose=False)["test"])
     x, y = x[:recipe["n_images"]], y[:recipe["n_images"]]
     image_codes = image_tokenizer.encode(x.to(image_tokenizer.device)).cpu()
     read = judge_words(speech_judge, audio_tokenizer.decode(speak(model, vocab, image_codes=image_codes,
                                                                   n_audio=n_audio, **kw))).cpu()
-    out["i2s"] = float((read == y).float().mean())
+    out["i2s"] = float((read == y).double().mean())
     kw["temperature"] = recipe["image_temperature"]
     del kw["audio_span"]   # a drawing has no audio span
     drawn = image_tokenizer.decode(draw_heard(model, vocab, test_codes, guidance_scale=recipe.get("draw_guidance", 1.0),
                                               **kw).to(image_tokenizer.device))
-    out["s2i"] = float((predict_digits(digit_judge, drawn).cpu() == test_labels).float().mean())
+    out["s2i"] = float((predict_digits(digit_judge, drawn).cpu() == test_labels).double().mean())
     return out
 
 

@@ -420,12 +420,12 @@ def accuracy_by_type(correct: torch.Tensor, qtype: torch.Tensor) -> dict[str, fl
     for i, t in enumerate(QUESTION_TYPES):
         m = qtype == i
         if bool(m.any()):
-            out[t] = float(correct[m].float().mean())
+            out[t] = float(correct[m].double().mean())
     for g, types in QUESTION_GROUPS.items():
         m = torch.isin(qtype, torch.tensor([QUESTION_TYPES.index(t) for t in types], device=qtype.device))
         if bool(m.any()):
-            out[g] = float(correct[m].float().mean())
-    out["all"] = float(correct.float().mean())
+            out[g] = float(correct[m].double().mean())
+    out["all"] = float(correct.double().mean())
     return out
 
 
@@ -446,10 +446,10 @@ def cell_accuracy(model, data: VQAData) -> dict[str, float]:
     truth = data.cells.cpu()
     obj = truth > 0
     names = [c.split() for c in CELL_CLASSES]
-    out = {"objects": float((pred == truth)[obj].float().mean()), "empty": float((pred == 0)[~obj].float().mean())}
+    out = {"objects": float((pred == truth)[obj].double().mean()), "empty": float((pred == 0)[~obj].double().mean())}
     for i, attr in enumerate(("color", "shape", "size")):
         table = torch.tensor([-1] + [sorted({n[i] for n in names[1:]}).index(n[i]) for n in names[1:]])
-        out[attr] = float((table[pred] == table[truth])[obj].float().mean())
+        out[attr] = float((table[pred] == table[truth])[obj].double().mean())
     return out
 
 

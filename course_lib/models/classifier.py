@@ -81,7 +81,7 @@ def digit_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     check_codes("y", y, 10)
     if len(y) != len(x):
         raise ValueError(f"x and y must have the same length; got {len(x)} and {len(y)}")
-    return float((predict_digits(model, x).cpu() == y.cpu()).float().mean())
+    return float((predict_digits(model, x).cpu() == y.cpu()).double().mean())
 
 
 def train_digit_classifier(x: torch.Tensor, y: torch.Tensor, *, steps: int, device=None, seed: int = 0,

@@ -146,7 +146,7 @@ def judge_accuracy(model: nn.Module, log_mels: torch.Tensor, labels: torch.Tenso
     check_codes("labels", labels, NUM_WORDS)
     if len(labels) != len(log_mels):
         raise ValueError(f"log_mels and labels must have the same length; got {len(log_mels)} and {len(labels)}")
-    return float((judge_words(model, log_mels).cpu() == labels.cpu()).float().mean())
+    return float((judge_words(model, log_mels).cpu() == labels.cpu()).double().mean())
 
 
 def get_speech_judge(profile=None, device=None, *, verbose: bool = True) -> SpeechJudge:
