@@ -214,7 +214,7 @@ def unconditional_draw_prompt(vocab: MixedVocabulary, n: int, device=None) -> to
 def _uncond_weights(vocab: MixedVocabulary, block_size: int, cond_weight: float) -> torch.Tensor:
     """(1, block_size - 1) loss weights of an unconditional drawing row (same split as the tasks)."""
     w = torch.zeros(1, block_size - 1)
-    P, L = 5, vocab.n_image_tokens + 2
+    P, L = unconditional_draw_prompt(vocab, 1).shape[1], vocab.n_image_tokens + 2   # + <eoi> <eos>
     w[0, :P - 1] = cond_weight / (P - 1)
     w[0, P - 1:P - 1 + L] = (1 - cond_weight) / L
     return w
@@ -355,17 +355,40 @@ def target_constraint(vocab: MixedVocabulary, task: int, n_audio: int, *, audio_
 
 @torch.no_grad()
 def _run(model, vocab, task, digits, image_ids, audio_ids, n_audio, *, temperature, top_k, generator,
-         batch_size=500, audio_span=None) -> torch.Tensor:
-    """What the model writes for ``task`` before ``<eos>``, (B, target_length)."""
+         batch_size=500, audio_span=None, guidance_scale=1.0) -> torch.Tensor:
+    """What the model writes for ``task`` before ``<eos>``, (B, target_length).
+
+    guidance_scale != 1 (speech -> image only): the tokens before the image greedily, then the image's
+    codes with classifier-free guidance against :func:`unconditional_draw_prompt`; the closing
+    ``<eoi>`` is not drawn, so rows are one token shorter."""
     out = []
     allowed = target_constraint(vocab, task, n_audio, audio_span=audio_span)
+    steps = target_length(vocab, task, n_audio)
+    before = _image_start(vocab, task, n_audio) if guidance_scale != 1.0 else None
     for s in range(0, len(digits), batch_size):
         prompt, _ = task_prompts(vocab, task, digits[s:s + batch_size], image_ids[s:s + batch_size],
                                  audio_ids[s:s + batch_size])
-        steps = target_length(vocab, task, n_audio)
-        out.append(generate(model, prompt, steps, temperature=temperature, top_k=top_k, generator=generator,
-                            allowed=allowed).cpu())
+        if before is None:
+            ids = generate(model, prompt, steps, temperature=temperature, top_k=top_k, generator=generator,
+                           allowed=allowed)
+        else:
+            first = generate(model, prompt, before, temperature=0.0, allowed=allowed)   # the word, <eot>, <boi>
+            image = generate(model, torch.cat([prompt.to(first.device), first], 1), vocab.n_image_tokens,
+                             temperature=temperature, top_k=top_k, generator=generator, guidance_scale=guidance_scale,
+                             uncond_prompt=unconditional_draw_prompt(vocab, len(prompt), first.device),
+                             allowed=lambda step, gen: allowed(step + before, gen))
+            ids = torch.cat([first, image], 1)
+        out.append(ids.cpu())
     return torch.cat(out)
+
+
+def _image_start(vocab, task, n_audio) -> int:
+    """Where the image's codes start in ``task``'s target (a ValueError for tasks that do not draw)."""
+    spans = target_spans(vocab, task, n_audio)
+    kinds = [kind for kind, _ in spans]
+    if "image" not in kinds:
+        raise ValueError(f"guidance_scale != 1 is for drawing (task s2i); got task {TASKS[task]}")
+    return sum(n for _, n in spans[:kinds.index("image")])
 
 
 def _dummy(vocab, n, n_audio):
@@ -415,26 +438,12 @@ def draw_heard(model, vocab, audio_codes: torch.Tensor, *, temperature: float = 
     ``p_uncond_draw > 0``."""
     n_audio = audio_codes.shape[1]
     img, _ = _dummy(vocab, len(audio_codes), n_audio)
-    audio_ids = vocab.audio_codes_to_ids(audio_codes)
     check_float("guidance_scale", guidance_scale, min_value=0.0)
-    if guidance_scale == 1.0:
-        ids = _run(model, vocab, S2I, torch.zeros(len(audio_codes), dtype=torch.long), img, audio_ids, n_audio,
-                   temperature=temperature, top_k=top_k, generator=generator)
-        return vocab.ids_to_codes(ids[:, -vocab.n_image_tokens - 1:-1])
-    allowed = target_constraint(vocab, S2I, n_audio)
-    device = next(model.parameters()).device
-    out = []
-    for s in range(0, len(audio_ids), batch_size):
-        prompt, _ = task_prompts(vocab, S2I, torch.zeros(len(audio_ids[s:s + batch_size]), dtype=torch.long),
-                                 img[s:s + batch_size], audio_ids[s:s + batch_size])
-        prompt = prompt.to(device)
-        head = generate(model, prompt, 3, temperature=0.0, allowed=allowed)   # the word (greedy), <eot>, <boi>
-        tail = generate(model, torch.cat([prompt, head], 1), vocab.n_image_tokens, temperature=temperature,
-                        top_k=top_k, generator=generator, guidance_scale=guidance_scale,
-                        uncond_prompt=unconditional_draw_prompt(vocab, len(prompt), device),
-                        allowed=lambda step, gen: allowed(step + 3, gen))
-        out.append(tail.cpu())
-    return vocab.ids_to_codes(torch.cat(out))
+    ids = _run(model, vocab, S2I, torch.zeros(len(audio_codes), dtype=torch.long), img,
+               vocab.audio_codes_to_ids(audio_codes), n_audio, temperature=temperature, top_k=top_k,
+               generator=generator, batch_size=batch_size, guidance_scale=guidance_scale)
+    start = _image_start(vocab, S2I, n_audio)
+    return vocab.ids_to_codes(ids[:, start:start + vocab.n_image_tokens])
 
 
 # ----------------------------------------------------------------------------- recipe, training, evaluation
@@ -477,7 +486,7 @@ def training_data(recipe: dict, image_tokenizer, audio_tokenizer, device=None) -
     vocab = build_omni_vocabulary(image_tokenizer.num_codes, image_tokenizer.grid, audio_tokenizer.num_codes)
     return vocab, OmniData(vocab, image_codes, image_labels, audio_codes, audio_labels,
                            cond_weight=recipe["cond_weight"], word_weight=recipe["word_weight"],
-                           task_mix=recipe["task_mix"], p_uncond_draw=recipe.get("p_uncond_draw", 0.0),
+                           task_mix=recipe["task_mix"], p_uncond_draw=recipe["p_uncond_draw"],
                            seed=recipe["data_seed"], device=device)
 
 
@@ -533,7 +542,7 @@ def evaluate_omni(model, vocab, recipe: dict, image_tokenizer, audio_tokenizer, 
     out["i2s"] = float((read == y).double().mean())
     kw["temperature"] = recipe["image_temperature"]
     del kw["audio_span"]   # a drawing has no audio span
-    drawn = image_tokenizer.decode(draw_heard(model, vocab, test_codes, guidance_scale=recipe.get("draw_guidance", 1.0),
+    drawn = image_tokenizer.decode(draw_heard(model, vocab, test_codes, guidance_scale=recipe["draw_guidance"],
                                               **kw).to(image_tokenizer.device))
     out["s2i"] = float((predict_digits(digit_judge, drawn).cpu() == test_labels).double().mean())
     return out
