@@ -285,7 +285,7 @@ def test_unconditional_drawing_rows_layout_weights_and_share():
     assert row[:5].tolist() == unconditional_draw_prompt(v, 1)[0].tolist() == [BOS, BOT, v.encode_text("draw")[0], EOT, BOI]
     assert (v.modality(row[5:5 + n_img]) == 2).all()                      # the image, nothing heard, no word
     assert row[5 + n_img:7 + n_img].tolist() == [EOI, EOS] and (row[7 + n_img:] == PAD).all()
-    assert data.weights.shape[0] == 5 and torch.allclose(data.weights.sum(1), torch.ones(5))
+    assert data.weights.shape[0] == 6 and torch.allclose(data.weights.sum(1), torch.ones(6))
     w = data.weights[UNCOND_DRAW]
     assert (w[4:4 + n_img + 2] > 0).all() and (w[4 + n_img + 2:] == 0).all()
     assert data.targets[UNCOND_DRAW].sum() == n_img + 2
@@ -294,6 +294,57 @@ def test_unconditional_drawing_rows_layout_weights_and_share():
     assert torch.isfinite(loss) and set(parts) == set(TASKS)
     plain = OmniData(v, img, labels, aud, labels, task_mix=(0.0, 0.0, 0.0, 1.0), seed=0)
     assert (plain.batch(100)[1] == S2I).all()                              # p_uncond_draw 0: none
+
+
+def test_unconditional_saying_rows_layout_weights_and_share():
+    from course_lib.omni import UNCOND_DRAW, UNCOND_SAY, unconditional_prompt
+    v = vocab()
+    g = torch.Generator().manual_seed(1)
+    labels = torch.arange(40) % 10
+    img = (labels[:, None, None] + torch.randint(0, 2, (40, 3, 3), generator=g)) % K_IMG
+    aud = (labels[:, None] + torch.randint(0, 2, (40, T_AUD), generator=g)) % K_AUD
+    data = OmniData(v, img, labels, aud, labels, task_mix=(0.5, 0.0, 0.0, 0.5), p_uncond_say=0.25, seed=0)
+    seq, task = data.batch(400)
+    n_uncond = int((task == UNCOND_SAY).sum())
+    assert set(task.tolist()) == {T2S, S2I, UNCOND_SAY} and 25 < n_uncond < 75   # ~25% of the 200 utterances
+    row = seq[task == UNCOND_SAY][0]
+    assert row[:5].tolist() == unconditional_prompt(v, T2S, 1)[0].tolist() == [BOS, BOT, v.encode_text("say")[0], EOT, BOA]
+    assert (v.modality(row[5:5 + T_AUD]) == 3).all()                      # the speech, no digit word before it
+    assert row[5 + T_AUD:7 + T_AUD].tolist() == [EOA, EOS] and (row[7 + T_AUD:] == PAD).all()
+    w = data.weights[UNCOND_SAY]
+    assert torch.isclose(w.sum(), torch.tensor(1.0)) and (w[4:4 + T_AUD + 2] > 0).all() and (w[4 + T_AUD + 2:] == 0).all()
+    assert data.targets[UNCOND_SAY].sum() == T_AUD + 2 and not (task == UNCOND_DRAW).any()
+    with pytest.raises(ValueError, match="guided task"):
+        unconditional_prompt(v, S2T, 2)
+
+
+def test_speak_with_guidance_guides_the_audio_codes_only():
+    from course_lib.omni import speak
+    import course_lib.omni as omni
+    v = vocab()
+    data = tiny_data(v)
+    model = new_omni_model({**omni_recipe("smoke"), "steps": 1}, v, data.block_size).eval()
+    digits = torch.arange(6) % 10
+    plain = speak(model, v, digits=digits, n_audio=T_AUD, temperature=0.0)
+    assert torch.equal(plain, speak(model, v, digits=digits, n_audio=T_AUD, temperature=0.0, guidance_scale=1.0))
+    calls = []
+    real = omni.generate
+
+    def spy(model_, prompt, steps, **kw):
+        calls.append((prompt.shape[1], steps, kw.get("guidance_scale", 1.0), kw.get("uncond_prompt")))
+        return real(model_, prompt, steps, **kw)
+    omni.generate = spy
+    try:
+        guided = speak(model, v, digits=digits, n_audio=T_AUD, temperature=0.0, guidance_scale=2.0)
+    finally:
+        omni.generate = real
+    assert guided.shape == (6, T_AUD) and guided.min() >= 0 and guided.max() < K_AUD
+    [(p, s, gs, u)] = calls                                               # no word first: straight to the codes
+    assert p == 6 and s == T_AUD and gs == 2.0 and u[0].tolist() == [BOS, BOT, v.encode_text("say")[0], EOT, BOA]
+    g0 = speak(model, v, digits=digits, n_audio=T_AUD, temperature=0.0, guidance_scale=0.0)   # scale 0: unconditional
+    assert (g0 == g0[:1]).all()                                           # the same utterance whatever the digit
+    with pytest.raises(ValueError, match="guidance_scale != 1 is for saying"):
+        speak(model, v, image_codes=torch.zeros(2, *GRID, dtype=torch.long), n_audio=T_AUD, guidance_scale=2.0)
 
 
 def test_draw_heard_with_guidance_writes_the_word_then_a_guided_image():
@@ -321,5 +372,7 @@ def test_draw_heard_with_guidance_writes_the_word_then_a_guided_image():
     (p1, s1, g1, u1), (p2, s2, g2, u2) = calls
     assert (s1, g1, u1) == (3, 1.0, None)                                  # word, <eot>, <boi> unguided
     assert p2 == p1 + 3 and s2 == v.n_image_tokens and g2 == 3.0 and u2.shape == (6, 5)
+    with pytest.raises(ValueError, match="drawing .task s2i. and saying"):
+        omni._guided_start(v, S2T, T_AUD)
     with pytest.raises(ValueError, match="guidance_scale"):
         draw_heard(model, v, codes, guidance_scale=-1.0)
