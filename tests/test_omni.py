@@ -269,13 +269,19 @@ def test_your_audio_span_drives_the_decoding():
 
 
 # ----------------------------------------------------------------------------- guidance for speech -> image
-def test_unconditional_drawing_rows_layout_weights_and_share():
-    from course_lib.omni import UNCOND_DRAW, unconditional_draw_prompt
-    v = vocab()
+def _toy_pairs():
+    """40 (digit, image codes, audio codes) triples whose codes say the digit, up to noise."""
     g = torch.Generator().manual_seed(1)
     labels = torch.arange(40) % 10
     img = (labels[:, None, None] + torch.randint(0, 2, (40, 3, 3), generator=g)) % K_IMG
     aud = (labels[:, None] + torch.randint(0, 2, (40, T_AUD), generator=g)) % K_AUD
+    return labels, img, aud
+
+
+def test_unconditional_drawing_rows_layout_weights_and_share():
+    from course_lib.omni import UNCOND_DRAW, unconditional_draw_prompt
+    v = vocab()
+    labels, img, aud = _toy_pairs()
     data = OmniData(v, img, labels, aud, labels, task_mix=(0.0, 0.0, 0.0, 1.0), p_uncond_draw=0.25, seed=0)
     seq, task = data.batch(400)
     n_uncond = int((task == UNCOND_DRAW).sum())
@@ -299,10 +305,7 @@ def test_unconditional_drawing_rows_layout_weights_and_share():
 def test_unconditional_saying_rows_layout_weights_and_share():
     from course_lib.omni import UNCOND_DRAW, UNCOND_SAY, unconditional_prompt
     v = vocab()
-    g = torch.Generator().manual_seed(1)
-    labels = torch.arange(40) % 10
-    img = (labels[:, None, None] + torch.randint(0, 2, (40, 3, 3), generator=g)) % K_IMG
-    aud = (labels[:, None] + torch.randint(0, 2, (40, T_AUD), generator=g)) % K_AUD
+    labels, img, aud = _toy_pairs()
     data = OmniData(v, img, labels, aud, labels, task_mix=(0.5, 0.0, 0.0, 0.5), p_uncond_say=0.25, seed=0)
     seq, task = data.batch(400)
     n_uncond = int((task == UNCOND_SAY).sum())
@@ -318,26 +321,28 @@ def test_unconditional_saying_rows_layout_weights_and_share():
         unconditional_prompt(v, S2T, 2)
 
 
-def test_speak_with_guidance_guides_the_audio_codes_only():
-    from course_lib.omni import speak
+def _spy_on_generate(monkeypatch) -> list:
+    """Record (prompt length, steps, guidance_scale, uncond_prompt) of every omni.generate call."""
     import course_lib.omni as omni
+    calls, real = [], omni.generate
+
+    def spy(model_, prompt, steps, **kw):
+        calls.append((prompt.shape[1], steps, kw.get("guidance_scale", 1.0), kw.get("uncond_prompt")))
+        return real(model_, prompt, steps, **kw)
+    monkeypatch.setattr(omni, "generate", spy)
+    return calls
+
+
+def test_speak_with_guidance_guides_the_audio_codes_only(monkeypatch):
+    from course_lib.omni import speak
     v = vocab()
     data = tiny_data(v)
     model = new_omni_model({**omni_recipe("smoke"), "steps": 1}, v, data.block_size).eval()
     digits = torch.arange(6) % 10
     plain = speak(model, v, digits=digits, n_audio=T_AUD, temperature=0.0)
     assert torch.equal(plain, speak(model, v, digits=digits, n_audio=T_AUD, temperature=0.0, guidance_scale=1.0))
-    calls = []
-    real = omni.generate
-
-    def spy(model_, prompt, steps, **kw):
-        calls.append((prompt.shape[1], steps, kw.get("guidance_scale", 1.0), kw.get("uncond_prompt")))
-        return real(model_, prompt, steps, **kw)
-    omni.generate = spy
-    try:
-        guided = speak(model, v, digits=digits, n_audio=T_AUD, temperature=0.0, guidance_scale=2.0)
-    finally:
-        omni.generate = real
+    calls = _spy_on_generate(monkeypatch)
+    guided = speak(model, v, digits=digits, n_audio=T_AUD, temperature=0.0, guidance_scale=2.0)
     assert guided.shape == (6, T_AUD) and guided.min() >= 0 and guided.max() < K_AUD
     [(p, s, gs, u)] = calls                                               # no word first: straight to the codes
     assert p == 6 and s == T_AUD and gs == 2.0 and u[0].tolist() == [BOS, BOT, v.encode_text("say")[0], EOT, BOA]
@@ -347,7 +352,7 @@ def test_speak_with_guidance_guides_the_audio_codes_only():
         speak(model, v, image_codes=torch.zeros(2, *GRID, dtype=torch.long), n_audio=T_AUD, guidance_scale=2.0)
 
 
-def test_draw_heard_with_guidance_writes_the_word_then_a_guided_image():
+def test_draw_heard_with_guidance_writes_the_word_then_a_guided_image(monkeypatch):
     from course_lib.omni import draw_heard
     import course_lib.omni as omni
     v = vocab()
@@ -357,17 +362,8 @@ def test_draw_heard_with_guidance_writes_the_word_then_a_guided_image():
     plain = draw_heard(model, v, codes, temperature=0.0)
     same = draw_heard(model, v, codes, temperature=0.0, guidance_scale=1.0)
     assert torch.equal(plain, same) and plain.shape == (6, *GRID)
-    calls = []
-    real = omni.generate
-
-    def spy(model_, prompt, steps, **kw):
-        calls.append((prompt.shape[1], steps, kw.get("guidance_scale", 1.0), kw.get("uncond_prompt")))
-        return real(model_, prompt, steps, **kw)
-    omni.generate = spy
-    try:
-        guided = draw_heard(model, v, codes, temperature=0.0, guidance_scale=3.0)
-    finally:
-        omni.generate = real
+    calls = _spy_on_generate(monkeypatch)
+    guided = draw_heard(model, v, codes, temperature=0.0, guidance_scale=3.0)
     assert guided.shape == (6, *GRID) and guided.min() >= 0 and guided.max() < K_IMG
     (p1, s1, g1, u1), (p2, s2, g2, u2) = calls
     assert (s1, g1, u1) == (3, 1.0, None)                                  # word, <eot>, <boi> unguided
