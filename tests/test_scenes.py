@@ -174,6 +174,27 @@ def test_answers_match_hand_computed_scenes():
     assert not any(t == "furthest" and p[0] == "yellow" for t, p, _ in candidate_questions(SCENE_B))
 
 
+def test_question_points_on_a_hand_computed_scene():
+    """Scene B (cells: purple 0, red 5, yellow 6, cyan 15): the cells to look at before answering."""
+    from course_lib.data.scenes import POINT_WORDS, question_points
+    assert len(POINT_WORDS) == 16 and POINT_WORDS[0] == "cella" and POINT_WORDS[15] == "cellp"
+    assert question_points(SCENE_B, "shape", ("shape", "red")) == (5,)
+    assert question_points(SCENE_B, "position", ("y", "cyan")) == (15,)
+    assert question_points(SCENE_B, "exists", ("red", "square")) == (5,)       # red is there: its shape says no
+    assert question_points(SCENE_B, "exists", ("green", "circle")) == ()      # no green at all
+    assert question_points(SCENE_B, "closest", ("purple", "color")) == (0, 5)
+    assert question_points(SCENE_B, "furthest", ("red", "shape")) == (5, 15)
+    assert question_points(SCENE_B, "closest", ("cyan", "shape")) == (15, 6)
+    assert question_points(SCENE_B, "same_shape_count", ("cyan",)) == (15,)
+    assert question_points(SCENE_B, "count", ("shape", "circle")) == ()
+    with pytest.raises(ValueError, match="qtype"):
+        question_points(SCENE_B, "colour", ("red",))
+    q = make_questions([SCENE_A, SCENE_B], per_scene=32, seed=0).with_format(None)[:]
+    assert all(len(p) == (2 if t in ("closest", "furthest") else 0 if t == "count" else len(p))
+               for t, p in zip(q["type"], q["points"]))
+    assert {len(p) for p in q["points"]} == {0, 1, 2}
+
+
 def test_no_tie_questions_on_random_scenes(val_scenes):
     for objects in _all_scenes(val_scenes)[:60]:
         for qtype, params, answer in candidate_questions(objects):

@@ -10,8 +10,8 @@ from course_lib.checks.vqa import check_gated_cross_attention
 from course_lib.data.scenes import ANSWERS, QUESTION_TYPES
 from course_lib.image_tokenizer import tokenizer_data, tokenizer_recipe
 from course_lib.models.cross_attention import CrossAttentionDecoder, GatedCrossAttentionBlock
-from course_lib.vqa import (KINDS, accuracy_by_type, answer_ids, answer_logits, encode_questions, new_vqa_model,
-                            predict, question_sequences, train_vqa, vqa_accuracy, vqa_loss, vqa_recipe, vqa_split,
+from course_lib.vqa import (ANSWER_WORD, KINDS, accuracy_by_type, answer_ids, answer_logits, answer_sequences, encode_questions,
+                            new_vqa_model, point_first, point_ids, predict, question_sequences, train_vqa, vqa_accuracy, vqa_loss, vqa_recipe, vqa_split,
                             vqa_vocabulary)
 from course_lib.vocabulary import BOS, BOT, EOT, PAD
 
@@ -69,11 +69,54 @@ def test_encode_questions_names_unknown_words(tiny):
     assert int(length[0]) == 7
 
 
+def test_scene_description_with_counts():
+    from course_lib.data.scenes import SceneObject, question_tokens
+    from course_lib.vqa import scene_description
+    scene = [SceneObject("circle", "red", "small", 0, 0), SceneObject("square", "green", "small", 2, 0),
+             SceneObject("circle", "blue", "large", 3, 3)]
+    assert scene_description(scene) == ("red small circle top left , green small square bottom left , "
+                                        "blue large circle bottom right")
+    text = scene_description(scene, counts=True)
+    assert text.startswith("2 circles 1 squares 0 triangles 2 small 1 large : red small circle top left")
+    assert question_tokens(text)[:11] == ["2", "circles", "1", "squares", "0", "triangles", "2", "small", "1", "large", ":"]
+
+
 def test_question_sequences_layout():
     q = torch.tensor([[20, 21, 22], [23, 0, 0]])
     seq, pos = question_sequences(q, torch.tensor([3, 1]))
     assert seq.tolist() == [[BOS, BOT, 20, 21, 22, EOT], [BOS, BOT, 23, EOT, PAD, PAD]]
     assert pos.tolist() == [5, 3]
+
+
+def test_answer_sequences_put_the_points_after_eot():
+    q = torch.tensor([[20, 21, 22], [23, 0, 0], [24, 25, 0]])
+    points = torch.tensor([[40, 41], [42, PAD], [PAD, PAD]])
+    seq, pos = answer_sequences(q, torch.tensor([3, 1, 2]), points, torch.tensor([2, 1, 0]))
+    assert seq.tolist() == [[BOS, BOT, 20, 21, 22, EOT, 40, 41], [BOS, BOT, 23, EOT, 42, PAD, PAD, PAD],
+                            [BOS, BOT, 24, 25, EOT, PAD, PAD, PAD]]
+    assert pos.tolist() == [7, 4, 4]
+
+
+def test_split_points_are_the_questions_cells(tiny):
+    """Each row's pointing words name the cells of question_points: the colour's object first."""
+    from course_lib.data.scenes import POINT_WORDS, objects_of
+    _, train, _ = tiny
+    q = train.questions.with_format(None)[:]
+    names = {int(i): w for i, w in zip(point_ids(train.vocab), POINT_WORDS)}
+    word = train.vocab.encode_text(ANSWER_WORD)[0]
+    for i in range(len(train)):
+        *cells, last = train.points[i, :int(train.n_points[i])].tolist()
+        assert last == word                                     # the cells, then "answer"
+        cells = [POINT_WORDS.index(names[t]) for t in cells]
+        assert cells == q["points"][i]
+        assert bool((train.points[i, int(train.n_points[i]):] == PAD).all())
+        objects = {o.row * 4 + o.col: o for o in objects_of(train.scenes[q["scene"][i]])}
+        if q["type"][i] in ("shape", "size", "position"):
+            assert len(cells) == 1 and objects[cells[0]].color in q["text"][i]
+        if q["type"][i] == "count":
+            assert cells == []
+        if q["type"][i] in ("closest", "furthest"):
+            assert len(cells) == 2 and q["answer"][i] in (objects[cells[1]].color, objects[cells[1]].shape)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -104,7 +147,7 @@ def test_parameter_counts_are_similar(tiny):
 def test_blind_model_ignores_the_image_and_padding(tiny):
     recipe, train, _ = tiny
     model = new_vqa_model("blind", recipe, train.vocab).eval()
-    image, question, length, answer = (t[:4] for t in train.tensors())
+    image, question, length, answer = (t[:4] for t in train.tensors()[:4])
     other = image.flip(0)
     wider = torch.cat([question, torch.full((4, 3), PAD)], 1)
     torch.testing.assert_close(answer_logits(model, (image, question, length)),
@@ -119,7 +162,7 @@ def test_early_fusion_answer_depends_on_the_image(tiny):
             with torch.no_grad():
                 for b in model.xblocks:
                     b.attn_gate.fill_(1.0)
-        image, question, length, _ = (t[:4] for t in train.tensors())
+        image, question, length, _ = (t[:4] for t in train.tensors()[:4])
         a = answer_logits(model, (image, question, length))
         b = answer_logits(model, ((image - train.vocab.image_offset + 1) % 16 + train.vocab.image_offset,
                                   question, length))
@@ -130,7 +173,7 @@ def test_cross_model_starts_as_a_text_only_model(tiny):
     """Gates at 0: the image cannot change anything (Flamingo's initialisation)."""
     recipe, train, _ = tiny
     model = new_vqa_model("cross", recipe, train.vocab).eval()
-    image, question, length, _ = (t[:4] for t in train.tensors())
+    image, question, length, _ = (t[:4] for t in train.tensors()[:4])
     torch.testing.assert_close(answer_logits(model, (image, question, length)),
                                answer_logits(model, (image.flip(0), question, length)))
 
@@ -169,6 +212,29 @@ def test_training_lowers_the_loss_and_predictions_are_answers(tiny):
     assert set(pred.tolist()) <= set(answer_ids(test.vocab).tolist())
     acc = vqa_accuracy(model, test)
     assert {"all", "non-relational", "relational", "counting"} <= set(acc)
+
+
+def test_pointing_is_trained_and_read_greedily(tiny):
+    """The pointing tokens add their own loss; at test time the model points at cells (greedy, each
+    step among cells and answers) until it answers; without ``point`` it answers at <eot>."""
+    recipe, train, test = tiny
+    model = new_vqa_model("early", recipe, train.vocab)
+    batch = tuple(t[:16] for t in train.tensors())
+    loss, parts = vqa_loss(model, batch)
+    assert set(parts) == {"answer", "points"}
+    torch.testing.assert_close(loss, parts["answer"] + parts["points"])
+    train_vqa(model, train, recipe)
+    points, n = point_first(model.eval(), tuple(t[:40] for t in test.tensors()))
+    cells, word = set(point_ids(test.vocab).tolist()), test.vocab.encode_text(ANSWER_WORD)[0]
+    assert points.shape == (40, 3) and 1 <= int(n.min()) and int(n.max()) <= 3
+    for row, k in zip(points.tolist(), n.tolist()):
+        assert set(row[:k - 1]) <= cells and row[k - 1] == word and set(row[k:]) <= {PAD}
+    assert float((n == test.n_points[:40]).double().mean()) > 0.3, "after training it points as often as taught"
+    answers, (p2, n2) = predict(model, test, return_points=True)
+    assert torch.equal(p2[:40], points) and torch.equal(n2[:40], n)
+    plain = new_vqa_model("early", dict(recipe, point=False), train.vocab)
+    assert vqa_loss(plain, batch)[1] == {}
+    assert int(point_first(plain, batch)[1].sum()) == 0
 
 
 def test_training_is_deterministic(tiny):

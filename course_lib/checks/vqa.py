@@ -113,7 +113,7 @@ def check_gated_cross_attention(cls) -> str:
 # ----------------------------------------------------------------------------- 1. the answer's loss
 @exercise_check("answer loss")
 def check_answer_loss(fn) -> str:
-    """fn(logits (B, T, V), pos (B,), answer (B,)) -> 0-d mean cross-entropy at each row's <eot>."""
+    """fn(logits (B, T, V), pos (B,), answer (B,)) -> 0-d mean cross-entropy at each row's answer position pos."""
     g = torch.Generator().manual_seed(81)
     B, T, V = 6, 9, 11
     logits = 2 * torch.randn(B, T, V, generator=g)
@@ -127,15 +127,15 @@ def check_answer_loss(fn) -> str:
         leaf = logits.clone().requires_grad_(True)
         fn(leaf, pos, answer).backward()
         expect(leaf.grad is not None and bool((leaf.grad[torch.arange(B), pos].abs().sum(-1) > 0).all()),
-               "the loss does not send a gradient to the logits at <eot>: keep it a torch computation")
-        return "mean cross-entropy of the next-token logits at each row's <eot>"
+               "the loss does not send a gradient to the logits at pos: keep it a torch computation")
+        return "mean cross-entropy of the next-token logits at each row's answer position"
     rows = torch.arange(B)
     ce = torch.nn.functional.cross_entropy
     if _close(got, ce(logits[:, -1], answer)):
         expect(False, "you read the logits of the LAST column: the rows are right-padded, so most questions end "
                       "earlier. Take row b's logits at position pos[b]")
     if _close(got, ce(logits[rows, (pos + 1).clamp(max=T - 1)], answer)):
-        expect(False, "off by one: the logits AT <eot> predict the next token, the answer. Use position pos[b], "
+        expect(False, "off by one: the logits AT pos[b] (the word 'answer') predict the next token, the answer. Use position pos[b], "
                       "not pos[b] + 1")
     if _close(got, ce(logits[rows, pos], answer, reduction="sum")):
         expect(False, "you summed over the batch: take the mean, so the learning rate does not depend on the batch size")

@@ -382,10 +382,11 @@ TEMPLATES = {
 
 
 def question_tokens(text: str) -> list[str]:
-    """Split a question into lower-case words and the punctuation marks ``? , :``."""
+    """Split a question (or a description) into lower-case words, single digits and the punctuation
+    marks ``? , :``."""
     if not isinstance(text, str):
         raise TypeError(f"text must be a string; got {type(text).__name__}")
-    return re.findall(r"[a-z]+|[?,:]", text.lower())
+    return re.findall(r"[a-z]+|[0-9]|[?,:]", text.lower())
 
 
 def question_vocabulary() -> list[str]:
@@ -440,6 +441,37 @@ def candidate_questions(objects) -> list[tuple[str, tuple, str]]:
     return out
 
 
+POINT_WORDS = tuple(f"cell{chr(ord('a') + i)}" for i in range(GRID * GRID))  # "cella" (row 0, col 0) .. "cellp"
+
+
+def cell_index(obj: SceneObject) -> int:
+    """The grid cell of an object, row by row: ``row * GRID + col`` (0..15)."""
+    return obj.row * GRID + obj.col
+
+
+def question_points(objects, qtype: str, params: tuple) -> tuple[int, ...]:
+    """The cells to look at, in order, before answering: what a model "points at" first (Shikra and
+    Molmo answer by pointing the same way). ``(type, params)`` as :func:`candidate_questions` gives them.
+
+    shape / size / position / same_shape_count: the object of the colour; exists: the object of the
+    colour, if there is one (its shape then says yes or no); closest / furthest: the object of the
+    colour, then the one the answer is about; count: none (a count is answered at once).
+    """
+    objects = check_objects(objects)
+    check_choice("qtype", qtype, QUESTION_TYPES)
+    by_color = {o.color: o for o in objects}
+    if qtype == "count":
+        return ()
+    color = params[0] if qtype in ("exists", "closest", "furthest", "same_shape_count") else params[1]
+    if color not in by_color:
+        return ()
+    o = by_color[color]
+    if qtype in ("closest", "furthest"):
+        pick = min if qtype == "closest" else max
+        return cell_index(o), cell_index(pick((p for p in objects if p is not o), key=lambda p: _dist2(o, p)))
+    return (cell_index(o),)
+
+
 def question_text(qtype: str, params: tuple, rng: random.Random) -> str:
     """The words of one question (template and synonyms drawn from ``rng``)."""
     check_choice("qtype", qtype, QUESTION_TYPES)
@@ -483,7 +515,8 @@ def make_questions(scenes, per_scene: int = 4, seed: int = 0):
 
     scenes: a :func:`make_scenes` dataset or a list of scenes (lists of :class:`SceneObject`).
     Columns: ``text`` str, ``answer`` str (in ANSWERS), ``answer_id`` int (its index in ANSWERS),
-    ``type`` str (in QUESTION_TYPES), ``scene`` int (index into ``scenes``). Types are balanced:
+    ``type`` str (in QUESTION_TYPES), ``scene`` int (index into ``scenes``), ``points`` list of int
+    (:func:`question_points`: the cells to look at before answering). Types are balanced:
     they are dealt round-robin (a fresh shuffle of QUESTION_TYPES per round, carried across
     scenes); a type the scene cannot answer (no tie-free relation) passes to the next type.
     Within a type the question whose answer has been given least so far is chosen (ties at
@@ -498,7 +531,7 @@ def make_questions(scenes, per_scene: int = 4, seed: int = 0):
     rng = random.Random(f"questions-{seed}")
     counts = {t: Counter() for t in QUESTION_TYPES}
     deck: list[str] = []
-    rows = {"text": [], "answer": [], "answer_id": [], "type": [], "scene": []}
+    rows = {"text": [], "answer": [], "answer_id": [], "type": [], "scene": [], "points": []}
     for i, objects in enumerate(scenes):
         by_type = {t: [] for t in QUESTION_TYPES}
         for qtype, params, answer in candidate_questions(objects):
@@ -528,9 +561,10 @@ def make_questions(scenes, per_scene: int = 4, seed: int = 0):
             rows["answer_id"].append(ANSWERS.index(answer))
             rows["type"].append(qtype)
             rows["scene"].append(i)
+            rows["points"].append(list(question_points(objects, qtype, params)))
     features = datasets.Features({"text": datasets.Value("string"), "answer": datasets.Value("string"),
                                   "answer_id": datasets.Value("int64"), "type": datasets.Value("string"),
-                                  "scene": datasets.Value("int64")})
+                                  "scene": datasets.Value("int64"), "points": datasets.Sequence(datasets.Value("int64"))})
     return datasets.Dataset.from_dict(rows, features=features).with_format("torch")
 
 
