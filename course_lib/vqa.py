@@ -499,6 +499,12 @@ def train_vqa(model, data: VQAData, recipe: dict, *, device=None, desc: str | No
     return out
 
 
+def _with_points(batch, points: torch.Tensor, n_points: torch.Tensor) -> tuple:
+    """batch's (image, question, length) with the given cells, in :func:`answer_logits`'s layout
+    (the answer slot is not read there: it holds ``length`` as a placeholder)."""
+    return (*batch[:3], batch[2], points, n_points)
+
+
 @torch.no_grad()
 def point_first(model, batch, choose=choose_answer, max_points: int = MAX_POINTS) -> tuple[torch.Tensor, torch.Tensor]:
     """The cells a pointing model looks at before it answers, greedily: at each step ``choose`` among
@@ -518,7 +524,7 @@ def point_first(model, batch, choose=choose_answer, max_points: int = MAX_POINTS
         if step == max_points - 1:
             token = word.expand(B)
         else:
-            token = choose(answer_logits(model, (image, question, length, length, points, n)), allowed)
+            token = choose(answer_logits(model, _with_points(batch, points, n)), allowed)
         rows = (~done).nonzero().squeeze(1)
         points[rows, n[rows]] = token[rows]
         n = n + (~done).long()
@@ -536,7 +542,7 @@ def answer_questions(model, batch, choose=choose_answer, need_weights: bool = Fa
     weights from the answer position, as :func:`answer_logits` gives them]."""
     image, question, length = batch[:3]
     points, n = point_first(model, batch, choose=choose)
-    out = answer_logits(model, (image, question, length, length, points, n), need_weights=need_weights)
+    out = answer_logits(model, _with_points(batch, points, n), need_weights=need_weights)
     logits = out[0] if need_weights else out
     answers = choose(logits, model.vqa_answer_ids.to(logits.device))
     return (answers, points, n, out[1]) if need_weights else (answers, points, n)
