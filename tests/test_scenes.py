@@ -180,7 +180,8 @@ def test_question_points_on_a_hand_computed_scene():
     assert len(POINT_WORDS) == 16 and POINT_WORDS[0] == "cella" and POINT_WORDS[15] == "cellp"
     assert question_points(SCENE_B, "shape", ("shape", "red")) == (5,)
     assert question_points(SCENE_B, "position", ("y", "cyan")) == (15,)
-    assert question_points(SCENE_B, "exists", ("red", "square")) == (5,)       # red is there: its shape says no
+    assert question_points(SCENE_B, "exists", ("red", "circle")) == (5,)      # found: point at it, answer yes
+    assert question_points(SCENE_B, "exists", ("red", "square")) == ()        # red is there, but not a square
     assert question_points(SCENE_B, "exists", ("green", "circle")) == ()      # no green at all
     assert question_points(SCENE_B, "closest", ("purple", "color")) == (0, 5)
     assert question_points(SCENE_B, "furthest", ("red", "shape")) == (5, 15)

@@ -145,6 +145,27 @@ def test_parameter_counts_are_similar(tiny):
     assert counts["blind"] + encoder == counts["early"], counts
 
 
+@pytest.mark.parametrize("kind", ["early", "cross"])
+def test_pointing_words_are_tied_to_their_cells(tiny, kind):
+    """With tie_points, cellk's embedding is its own plus the encoder's row + column embedding of cell k;
+    every other token's is untouched, and the tie adds no parameters."""
+    recipe, train, _ = tiny
+    plain = new_vqa_model(kind, {**recipe, "tie_points": False}, train.vocab)
+    model = new_vqa_model(kind, {**recipe, "tie_points": True}, train.vocab)
+    assert model.num_parameters() == plain.num_parameters()
+    emb = model.transformer.tok_emb if kind == "early" else model.tok_emb
+    ids = point_ids(train.vocab)
+    rows, cols = model.encoder.cell_grid
+    cell = torch.arange(rows * cols)
+    shift = model.encoder.row_emb(cell // cols) + model.encoder.col_emb(cell % cols)
+    torch.testing.assert_close(emb(ids[None])[0], emb.weight[ids] + shift)
+    words = torch.tensor([i for i in range(len(train.vocab)) if i not in set(ids.tolist())])
+    torch.testing.assert_close(emb(words[None])[0], emb.weight[words])
+    # one table, two uses: a pointing word's gradient reaches the encoder's position tables
+    emb(ids[None]).sum().backward()
+    assert model.encoder.row_emb.weight.grad.abs().min() > 0 and model.encoder.col_emb.weight.grad.abs().min() > 0
+
+
 def test_blind_model_ignores_the_image_and_padding(tiny):
     recipe, train, _ = tiny
     model = new_vqa_model("blind", recipe, train.vocab).eval()
