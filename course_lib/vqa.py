@@ -56,15 +56,17 @@ given the true cells; what is left is finding the neighbour (66-77% of "closest"
 from its shape, or pointing at the red square only if it is there (this recipe: the pointing is the
 answer), the model points too often where the colour is there with another shape.
 
-Notebook 07, classroom, this recipe (2-core AMD EPYC, scenes tokenizer loaded: 667 s in all), test
+Notebook 07, classroom, this recipe (2-core AMD EPYC, scenes tokenizer loaded: 693 s in all), test
 questions right (non-relational / relational / counting / all)::
 
-    blind                          45.7 / 28.0 / 33.2 / 37.5    (majority answer per type: 29.1 all)
-    early fusion                   90.3 / 59.6 / 83.6 / 78.0    (training 261 s; pointed right: 100 / 88.6)
-    cross-attention                88.0 / 67.2 / 83.0 / 79.6    (training 202 s; pointed right: 84.6 / 70.4)
+    blind                          45.1 / 27.6 / 33.2 / 37.0    (majority answer per type: 29.1 all)
+    early fusion                   89.7 / 86.1 / 84.2 / 87.6    (training 278 s; pointed right: 99.9 / 89.1)
+    cross-attention                88.7 / 73.6 / 85.0 / 82.6    (training 197 s; pointed right: 100 / 83.0)
 
-(closest / furthest: early 42.6 / 50.9, cross 63.1 / 83.0; "is there a ...?" only 63 / 60, though
-98% in one validation run above.)
+("pointed right": shape / size / side, and relational questions. closest / furthest: early 79.5 /
+89.2, cross 73.9 / 89.4; "is there a ...?" 61.2 / 57.8: the one non-relational type left behind.)
+Recipe 3 (untied pointing words, "is there" pointing at the coloured object), the same machine, 667 s:
+early 90.3 / 59.6 / 83.6 / 78.0, cross 88.0 / 67.2 / 83.0 / 79.6.
 
 Measured before pointing (notebook 07 on 2 idle cores of an earlier, faster machine, tokenizer
 trained fresh: 344 s in all), test questions right (non-relational / relational / counting / all)::
