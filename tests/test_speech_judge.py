@@ -102,3 +102,42 @@ def test_get_speech_judge_loads_an_artifact_made_by_its_recipe(capsys):
     assert (loaded.test_accuracy, loaded.test_accent_accuracy) == (0.5, 0.4)
     x = _fake()
     assert torch.equal(judge_words(loaded, x), judge_words(judge, x))
+
+
+class _BlurTokenizer:
+    """Stands in for an AudioTokenizer: 'reconstructs' a clip as its mean over time (a heavy blur)."""
+    def __init__(self, tag):
+        self.hparams = {"stand-in": tag}
+
+    def reconstruct(self, x):
+        return x.mean(-1, keepdim=True).expand_as(x).clone()
+
+
+def test_judge_recipe_names_the_tokenizer_it_hears():
+    plain = judge_recipe("smoke")
+    a, b = judge_recipe("smoke", _BlurTokenizer(1)), judge_recipe("smoke", _BlurTokenizer(2))
+    assert plain["hears_tokenizer"] is None and a["hears_tokenizer"] != b["hears_tokenizer"]
+    assert {k: v for k, v in a.items() if k != "hears_tokenizer"} == {k: v for k, v in plain.items() if k != "hears_tokenizer"}
+    with pytest.raises(TypeError, match="audio_tokenizer must be an AudioTokenizer"):
+        judge_recipe("smoke", "tokenizer")
+
+
+def test_judge_that_hears_a_tokenizer_trains_on_both_versions_of_each_clip(monkeypatch):
+    """get_speech_judge(audio_tokenizer=tok): the training set is every clip as it is and as tok returns it,
+    each with its label; the artifact's metrics add the accuracy on tokenized held-out clips."""
+    import course_lib.models.speech_judge as sj
+    import course_lib.speech_features as sf
+    x, y = _fake(6), torch.arange(6) % 10
+    monkeypatch.setattr(sf, "speech_log_mels", lambda split, n, seed=0, n_frames=N_FRAMES: (x, y))
+    seen, saved = {}, {}
+
+    def spy(xs, ys, **kw):
+        seen["x"], seen["y"] = xs, ys
+        return SpeechJudge(width=8).eval(), None
+    monkeypatch.setattr(sj, "train_speech_judge", spy)
+    monkeypatch.setattr("course_lib.artifacts.load_artifact", lambda *a, **k: None)
+    monkeypatch.setattr("course_lib.artifacts.save_artifact", lambda name, model, recipe, metrics: saved.update(metrics))
+    tok = _BlurTokenizer(1)
+    get_speech_judge("smoke", device="cpu", audio_tokenizer=tok, verbose=False)
+    assert torch.equal(seen["x"], torch.cat([x, tok.reconstruct(x)])) and torch.equal(seen["y"], torch.cat([y, y]))
+    assert {"test_tokenized_accuracy", "test_accent_tokenized_accuracy", "test_accuracy"} <= set(saved)
