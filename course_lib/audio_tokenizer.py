@@ -14,14 +14,15 @@ k-means initialisation, dead-code restart; K = 256) turns each vector into a cod
 mirrors the encoder with transposed convs. With residual VQ (``quantizer="rvq"``, Q stages) the
 codes are ``(B, T', Q)`` and a clip costs ``T' * Q`` tokens.
 
-Recipe 1 (``hidden`` 128), measured on an earlier machine (classroom recipe, 1 CPU thread, 800
-steps on 1,500 train clips, ~95 s of training plus ~10 s of synthesis; 500 clips of held-out voices): log-mel MSE 0.57, perplexity 41 of 256 (87% of
-the codes used; about half of every clip is the zero padding, which takes one code), 22 tokens per
-clip = 21.8 tokens/s = 174 bits/s, and the speech judge hears 93.6% of tokenized-then-decoded clips
-right (99.4% of the originals); on held-out accents 87.2% (93.6%). Residual VQ did not pay (600
-steps each): 2 stages at downsample 8 (the same 22 tokens) gave MSE 1.19 and 43% for the judge
-against 0.64 and 88% for one VQ at downsample 4; 2 stages at downsample 4 (44 tokens, twice the
-bits) gave 0.65 and 87%. The bottleneck is not the bits.
+Recipe 1 (``hidden`` 128), measured on an earlier machine (classroom recipe, 1 CPU thread, 800 steps
+on 1,500 train clips, ~95 s of training plus ~10 s of synthesis; 500 clips of held-out voices):
+log-mel MSE 0.57, perplexity 41 of 256 (87% of the codes used; about half of every clip is the zero
+padding, which takes one code), 22 tokens per clip = 21.8 tokens/s = 174 bits/s, and the speech
+judge hears 93.6% of tokenized-then-decoded clips right (99.4% of the originals); on held-out
+accents 87.2% (93.6%). Residual VQ did not pay (600 steps each): 2 stages at downsample 8 (the same
+22 tokens) gave MSE 1.19 and 43% for the judge against 0.64 and 88% for one VQ at downsample 4; 2
+stages at downsample 4 (44 tokens, twice the bits) gave 0.65 and 87%. The bottleneck is not the
+bits.
 
 Recipe 2 widens the convs (``hidden`` 128 -> 192), chosen on validation voices (30 clips per digit,
 800 steps each, one run each; judge of originals / judge that also heard tokenized clips, all digits
