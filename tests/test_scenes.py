@@ -176,12 +176,12 @@ def test_answers_match_hand_computed_scenes():
 
 def test_question_points_on_a_hand_computed_scene():
     """Scene B (cells: purple 0, red 5, yellow 6, cyan 15): the cells to look at before answering."""
-    from course_lib.data.scenes import POINT_WORDS, question_points
+    from course_lib.data.scenes import _SHAPE_WORDS, POINT_WORDS, question_points, question_tokens, question_words
     assert len(POINT_WORDS) == 16 and POINT_WORDS[0] == "cella" and POINT_WORDS[15] == "cellp"
     assert question_points(SCENE_B, "shape", ("shape", "red")) == (5,)
     assert question_points(SCENE_B, "position", ("y", "cyan")) == (15,)
-    assert question_points(SCENE_B, "exists", ("red", "circle")) == (5,)      # found: point at it, answer yes
-    assert question_points(SCENE_B, "exists", ("red", "square")) == ()        # red is there, but not a square
+    assert question_points(SCENE_B, "exists", ("red", "circle")) == (5,)      # the red object: a circle
+    assert question_points(SCENE_B, "exists", ("red", "square")) == (5,)      # the red object, whatever its shape
     assert question_points(SCENE_B, "exists", ("green", "circle")) == ()      # no green at all
     assert question_points(SCENE_B, "closest", ("purple", "color")) == (0, 5)
     assert question_points(SCENE_B, "furthest", ("red", "shape")) == (5, 15)
@@ -190,9 +190,27 @@ def test_question_points_on_a_hand_computed_scene():
     assert question_points(SCENE_B, "count", ("shape", "circle")) == ()
     with pytest.raises(ValueError, match="qtype"):
         question_points(SCENE_B, "colour", ("red",))
+    assert question_words(SCENE_B, "exists", ("red", "circle")) == ("circle", "circle")   # seen, asked: "yes"
+    assert question_words(SCENE_B, "exists", ("red", "square")) == ("circle", "square")   # ... "no"
+    assert question_words(SCENE_B, "exists", ("green", "circle")) == ("circle",)          # no green: only the asked
+    assert question_words(SCENE_B, "same_shape_count", ("purple",)) == ("square",)
+    assert all(question_words(SCENE_B, t, p) == () for t, p in (("shape", ("shape", "red")), ("count", ("shape", "circle")),
+                                                                   ("closest", ("purple", "color"))))
+    with pytest.raises(ValueError, match="qtype"):
+        question_words(SCENE_B, "colour", ("red",))
     q = make_questions([SCENE_A, SCENE_B], per_scene=32, seed=0).with_format(None)[:]
     assert all(len(p) == (2 if t in ("closest", "furthest") else 0 if t == "count" else len(p))
                for t, p in zip(q["type"], q["points"]))
+    for i, t in enumerate(q["type"]):
+        objects, said, cells = [SCENE_A, SCENE_B][q["scene"][i]], q["say"][i], q["points"][i]
+        pointed = [o for o in objects if o.row * 4 + o.col in cells]
+        if t == "exists":                         # the pointed object's shape (if any), then the asked one
+            asked = [w for w in ("circle", "square", "triangle") if set(_SHAPE_WORDS[w]) & set(question_tokens(q["text"][i]))]
+            assert said == [o.shape for o in pointed] + asked and (q["answer"][i] == "yes") == (len(said) == 2 and said[0] == said[1])
+        elif t == "same_shape_count":
+            assert said == [pointed[0].shape]
+        else:
+            assert said == []
     assert {len(p) for p in q["points"]} == {0, 1, 2}
 
 

@@ -10,7 +10,7 @@ from course_lib.checks.vqa import check_gated_cross_attention
 from course_lib.data.scenes import ANSWERS, QUESTION_TYPES
 from course_lib.image_tokenizer import tokenizer_data, tokenizer_recipe
 from course_lib.models.cross_attention import CrossAttentionDecoder, GatedCrossAttentionBlock
-from course_lib.vqa import (ANSWER_WORD, KINDS, accuracy_by_type, answer_ids, answer_logits, answer_sequences, encode_questions,
+from course_lib.vqa import (ANSWER_WORD, KINDS, MAX_POINTS, accuracy_by_type, answer_ids, answer_logits, answer_sequences, encode_questions,
                             new_vqa_model, point_first, point_ids, predict, question_sequences, train_vqa, vqa_accuracy, vqa_loss, vqa_recipe, vqa_split,
                             vqa_vocabulary)
 from course_lib.vocabulary import BOS, BOT, EOT, PAD
@@ -106,10 +106,13 @@ def test_split_points_are_the_questions_cells(tiny):
     names = {int(i): w for i, w in zip(point_ids(train.vocab), POINT_WORDS)}
     word = train.vocab.encode_text(ANSWER_WORD)[0]
     for i in range(len(train)):
-        *cells, last = train.points[i, :int(train.n_points[i])].tolist()
-        assert last == word                                     # the cells, then "answer"
-        cells = [POINT_WORDS.index(names[t]) for t in cells]
+        *said, last = train.points[i, :int(train.n_points[i])].tolist()
+        assert last == word                                     # the cells, the words said, then "answer"
+        cells = [POINT_WORDS.index(names[t]) for t in said if t in names]
         assert cells == q["points"][i]
+        assert said[len(cells):] == (train.vocab.encode_text(" ".join(q["say"][i])) if q["say"][i] else [])
+        if q["type"][i] == "exists":                           # the colour's object and its shape, then the asked shape
+            assert len(said) == 1 + 2 * len(cells) and train.vocab.token_name(said[-1]) in ("circle", "square", "triangle")
         assert bool((train.points[i, int(train.n_points[i]):] == PAD).all())
         objects = {o.row * 4 + o.col: o for o in objects_of(train.scenes[q["scene"][i]])}
         if q["type"][i] in ("shape", "size", "position"):
@@ -245,15 +248,16 @@ def test_pointing_is_trained_and_read_greedily(tiny):
     loss, parts = vqa_loss(model, batch)
     assert set(parts) == {"answer", "points"}
     torch.testing.assert_close(loss, parts["answer"] + parts["points"])
-    train_vqa(model, train, recipe)
+    train_vqa(model, train, dict(recipe, steps=150))
     with torch.no_grad():
         after = vqa_loss(model.eval(), batch)[1]
     assert float(after["points"]) < 0.5 * float(parts["points"]), (parts, after)     # it learned to point
     points, n = point_first(model, tuple(t[:40] for t in test.tensors()))
     cells, word = set(point_ids(test.vocab).tolist()), test.vocab.encode_text(ANSWER_WORD)[0]
-    assert points.shape == (40, 3) and 1 <= int(n.min()) and int(n.max()) <= 3
+    shapes = set(test.vocab.encode_text("circle square triangle"))
+    assert points.shape == (40, MAX_POINTS) and 1 <= int(n.min()) and int(n.max()) <= MAX_POINTS
     for row, k in zip(points.tolist(), n.tolist()):
-        assert set(row[:k - 1]) <= cells and row[k - 1] == word and set(row[k:]) <= {PAD}
+        assert set(row[:k - 1]) <= cells | shapes and row[k - 1] == word and set(row[k:]) <= {PAD}
     answers, (p2, n2) = predict(model, test, return_points=True)
     assert torch.equal(p2[:40], points) and torch.equal(n2[:40], n)
     plain = new_vqa_model("early", dict(recipe, point=False), train.vocab)

@@ -453,12 +453,9 @@ def question_points(objects, qtype: str, params: tuple) -> tuple[int, ...]:
     """The cells to look at, in order, before answering: what a model "points at" first (Shikra and
     Molmo answer by pointing the same way). ``(type, params)`` as :func:`candidate_questions` gives them.
 
-    shape / size / position / same_shape_count: the object of the colour; exists: the object of that
-    colour *and* shape, if there is one (pointing is the search; "yes" exactly when a cell was pointed
-    at); closest / furthest: the object of the colour, then the one the answer is about; count: none
-    (a count is answered at once). Tried for exists: the object of the colour, whose shape then says
-    yes or no: 62-80% of exists questions right (notebook 07's early fusion, validation), against
-    the pointed-search's (see ``course_lib/vqa.py``).
+    shape / size / position / same_shape_count / exists: the object of the colour (none when no object
+    has it); closest / furthest: the object of the colour, then the one the answer is about; count:
+    none (a count is answered at once). After its cells, a model says :func:`question_words`.
     """
     objects = check_objects(objects)
     check_choice("qtype", qtype, QUESTION_TYPES)
@@ -469,12 +466,28 @@ def question_points(objects, qtype: str, params: tuple) -> tuple[int, ...]:
     if color not in by_color:
         return ()
     o = by_color[color]
-    if qtype == "exists" and o.shape != params[1]:
-        return ()
     if qtype in ("closest", "furthest"):
         pick = min if qtype == "closest" else max
         return cell_index(o), cell_index(pick((p for p in objects if p is not o), key=lambda p: _dist2(o, p)))
     return (cell_index(o),)
+
+
+def question_words(objects, qtype: str, params: tuple) -> tuple[str, ...]:
+    """What to say after pointing and before answering: a step of reasoning written out (a chain of
+    thought), for the questions that hinge on the named object's shape.
+
+    exists ("is there a red square?"): the shape of the red object, if there is one, then the shape
+    asked about ("circle square": the answer is then "are the last two words the same?", "no");
+    same_shape_count: the shape of the named object (the answer then counts the other objects of that
+    shape); nothing for the other types."""
+    objects = check_objects(objects)
+    check_choice("qtype", qtype, QUESTION_TYPES)
+    by_color = {o.color: o for o in objects}
+    if qtype == "exists":
+        return ((by_color[params[0]].shape,) if params[0] in by_color else ()) + (params[1],)
+    if qtype == "same_shape_count":
+        return (by_color[params[0]].shape,)
+    return ()
 
 
 def question_text(qtype: str, params: tuple, rng: random.Random) -> str:
@@ -521,7 +534,8 @@ def make_questions(scenes, per_scene: int = 4, seed: int = 0):
     scenes: a :func:`make_scenes` dataset or a list of scenes (lists of :class:`SceneObject`).
     Columns: ``text`` str, ``answer`` str (in ANSWERS), ``answer_id`` int (its index in ANSWERS),
     ``type`` str (in QUESTION_TYPES), ``scene`` int (index into ``scenes``), ``points`` list of int
-    (:func:`question_points`: the cells to look at before answering). Types are balanced:
+    (:func:`question_points`: the cells to look at before answering), ``say`` list of str
+    (:func:`question_words`: what to say after pointing, before the answer). Types are balanced:
     they are dealt round-robin (a fresh shuffle of QUESTION_TYPES per round, carried across
     scenes); a type the scene cannot answer (no tie-free relation) passes to the next type.
     Within a type the question whose answer has been given least so far is chosen (ties at
@@ -536,7 +550,7 @@ def make_questions(scenes, per_scene: int = 4, seed: int = 0):
     rng = random.Random(f"questions-{seed}")
     counts = {t: Counter() for t in QUESTION_TYPES}
     deck: list[str] = []
-    rows = {"text": [], "answer": [], "answer_id": [], "type": [], "scene": [], "points": []}
+    rows = {"text": [], "answer": [], "answer_id": [], "type": [], "scene": [], "points": [], "say": []}
     for i, objects in enumerate(scenes):
         by_type = {t: [] for t in QUESTION_TYPES}
         for qtype, params, answer in candidate_questions(objects):
@@ -567,9 +581,11 @@ def make_questions(scenes, per_scene: int = 4, seed: int = 0):
             rows["type"].append(qtype)
             rows["scene"].append(i)
             rows["points"].append(list(question_points(objects, qtype, params)))
+            rows["say"].append(list(question_words(objects, qtype, params)))
     features = datasets.Features({"text": datasets.Value("string"), "answer": datasets.Value("string"),
                                   "answer_id": datasets.Value("int64"), "type": datasets.Value("string"),
-                                  "scene": datasets.Value("int64"), "points": datasets.Sequence(datasets.Value("int64"))})
+                                  "scene": datasets.Value("int64"), "points": datasets.Sequence(datasets.Value("int64")),
+                                  "say": datasets.Sequence(datasets.Value("string"))})
     return datasets.Dataset.from_dict(rows, features=features).with_format("torch")
 
 
