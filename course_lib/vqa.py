@@ -77,21 +77,21 @@ model pointed at the right neighbour 75-87% / 90-93% of the time, yet answered o
 "closest" right even given the true cells, while other runs (another initialisation) read the
 neighbour's attribute 94-99% right given the cells. With the tie both models read it 94-99% right
 given the true cells; what is left is finding the neighbour (66-77% of "closest" pointed right).
-"is there a red square?" stays hard either way (59-63%): pointing at the red object and answering
-from its shape, or pointing at the red square only if it is there (this recipe: the pointing is the
-answer), the model points too often where the colour is there with another shape.
+"is there a red square?" stayed hard (59-63%) while its answer had to come in one step after the
+pointing, whether the model pointed at the red object and answered from its shape or pointed at the
+red square only if it was there (recipe 4); writing the shapes out (``say_shape``) solved it.
 
-Notebook 07, classroom, this recipe (2-core AMD EPYC, scenes tokenizer loaded: 693 s in all), test
-questions right (non-relational / relational / counting / all)::
+Notebook 07, classroom, this recipe (recipe 5; 2-core AMD EPYC, scenes tokenizer loaded: 694 s in
+all), test questions right (non-relational / relational / counting / all)::
 
-    blind                          45.1 / 27.6 / 33.2 / 37.0    (majority answer per type: 29.1 all)
-    early fusion                   89.7 / 86.1 / 84.2 / 87.6    (training 278 s; pointed right: 99.9 / 89.1)
-    cross-attention                88.7 / 73.6 / 85.0 / 82.6    (training 197 s; pointed right: 100 / 83.0)
+    blind                          45.5 / 27.6 / 33.2 / 37.3    (majority answer per type: 29.1 all)
+    early fusion                   99.5 / 91.1 / 94.6 / 95.7    (training 288 s; pointed right: 99.9 / 91.1)
+    cross-attention                99.4 / 82.8 / 93.6 / 92.5    (training 195 s; pointed right: 99.7 / 76.1)
 
-("pointed right": shape / size / side, and relational questions. closest / furthest: early 79.5 /
-89.2, cross 73.9 / 89.4; "is there a ...?" 61.2 / 57.8: the one non-relational type left behind.)
-Recipe 3 (untied pointing words, "is there" pointing at the coloured object), the same machine, 667 s:
-early 90.3 / 59.6 / 83.6 / 78.0, cross 88.0 / 67.2 / 83.0 / 79.6.
+("pointed right": cells and shape words as taught, non-relational and relational questions;
+closest / furthest: early 84.3 / 90.4, cross 53.8 / 76.0; "is there a ...?" answered 99.4 / 99.2.)
+Recipe 4 (no shape words, 2,000 answer steps), the same machine, 693 s: early 89.7 / 86.1 / 84.2 /
+87.6, cross 88.7 / 73.6 / 85.0 / 82.6 ("is there" 61.2 / 57.8).
 
 Measured before pointing (notebook 07 on 2 idle cores of an earlier, faster machine, tokenizer
 trained fresh: 344 s in all), test questions right (non-relational / relational / counting / all)::
