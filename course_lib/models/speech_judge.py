@@ -113,7 +113,7 @@ def judge_recipe(profile=None, audio_tokenizer=None) -> dict:
         if not (hasattr(audio_tokenizer, "reconstruct") and isinstance(hparams, dict)):
             raise TypeError("audio_tokenizer must be an AudioTokenizer (get_audio_tokenizer()) or None; got "
                             f"{type(audio_tokenizer).__name__}")
-        hears = recipe_hash(audio_tokenizer.hparams)
+        hears = recipe_hash(hparams)
     recipe = dict(version=2, data="espeak-digits-train", n_frames=N_FRAMES, width=64, dropout=0.3, batch_size=64,
                   lr=3e-3, weight_decay=1e-4, course_seed=seed_offset(), hears_tokenizer=hears)
     # smoke: 100 steps (60 were enough for originals only: 76-87% on held-out voices, 3 seeds; with the
