@@ -545,23 +545,28 @@ def description_loss(model, batch, cell_weight: float = 1.0) -> tuple[torch.Tens
 
 
 def train_vqa(model, data: VQAData, recipe: dict, *, device=None, desc: str | None = None,
-              loss_fn=answer_loss) -> dict[str, History]:
+              loss_fn=answer_loss, after_describe=None) -> dict:
     """Stage 1: ``recipe["describe_steps"]`` AdamW steps of :func:`description_loss` on the scenes
     (warm-up, constant rate); stage 2: ``recipe["steps"]`` steps of :func:`vqa_loss` on the
     questions (warm-up, then a cosine to 10%) with ``loss_fn`` (see :func:`vqa_loss`). Returns
-    ``{"describe": History, "answer": History}`` (``describe`` is None when ``describe_steps`` is 0)."""
+    ``{"describe": History, "answer": History}`` (``describe`` is None when ``describe_steps`` is 0),
+    and ``"after_describe"``: what ``after_describe(model)`` returned between the two stages (e.g.
+    :func:`cell_accuracy`: what the vision encoder sees before answering moves it), or None (no
+    ``after_describe``, or no stage 1)."""
     steps = check_int("steps", recipe["steps"], min_value=1)
     describe = check_int("describe_steps", recipe.get("describe_steps", 0), min_value=0)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     name = desc or f"VQA ({model_kind(model)})"
     common = dict(batch_size=recipe["batch_size"], lr=recipe["lr"], weight_decay=recipe["weight_decay"],
                   device=device, seed=recipe["model_seed"])
-    out = {"describe": None}
+    out = {"describe": None, "after_describe": None}
     if describe:
         out["describe"] = fit(model, functools.partial(description_loss, cell_weight=recipe["cell_weight"]),
                               tuple(t.to(device) for t in data.describe_tensors()),
                               steps=describe, warmup_steps=min(recipe["warmup_steps"], describe // 5),
                               desc=f"{name}: describe", **common)
+        if after_describe is not None:
+            out["after_describe"] = after_describe(model)
     out["answer"] = fit(model, functools.partial(vqa_loss, loss_fn=loss_fn, point_weight=recipe.get("point_weight", 1.0)), tuple(t.to(device) for t in data.tensors()), steps=steps,
                         warmup_steps=min(recipe["warmup_steps"], steps // 5), cosine=True,
                         desc=f"{name}: answer", **common)

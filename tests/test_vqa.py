@@ -275,6 +275,27 @@ def test_training_is_deterministic(tiny):
     torch.testing.assert_close(outs[0], outs[1], atol=0, rtol=0)
 
 
+def test_after_describe_runs_between_the_stages(tiny):
+    """train_vqa calls after_describe(model) once, after stage 1 and before stage 2, and returns its value;
+    without stage 1 (describe_steps 0) it is not called."""
+    recipe, train, _ = tiny
+    model = new_vqa_model("cross", recipe, train.vocab)
+    seen = []
+
+    def look(m):
+        seen.append((m is model,))
+        return {"state": {k: v.clone() for k, v in m.state_dict().items()}}
+    out = train_vqa(model, train, dict(recipe, describe_steps=4, steps=3), after_describe=look)
+    assert len(seen) == 1 and seen[0][0]
+    assert out["describe"].steps == 4 and out["answer"].steps == 3
+    before = out["after_describe"]["state"]
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())   # stage 2 came after
+    calls = []
+    out = train_vqa(new_vqa_model("cross", recipe, train.vocab), train, dict(recipe, describe_steps=0, steps=2),
+                    after_describe=calls.append)
+    assert calls == [] and out["after_describe"] is None and out["describe"] is None
+
+
 def test_accuracy_by_type_groups():
     correct = torch.tensor([True, False, True, True])
     qtype = torch.tensor([QUESTION_TYPES.index(t) for t in ("shape", "shape", "closest", "count")])
