@@ -7,7 +7,7 @@ import torch
 from course_lib.checks import ExerciseError
 from course_lib.checks.vq import check_ema_update, check_perplexity, check_quantize
 from course_lib.models.vq import (FSQ, VQVAE, ResidualVQ, VectorQuantizer, code_counts, kmeans, nearest_code,
-                                  perplexity, vqvae_loss)
+                                  perplexity, rotate_to, vqvae_loss)
 
 
 def test_nearest_code_matches_cdist():
@@ -73,6 +73,57 @@ def test_dead_code_restart_revives_codes():
     assert fixed.restarts > 0
     # restarted codes come from the data: they lie near the cloud, not near the origin
     assert fixed.codebook.mean().item() > 3.0
+
+
+def test_rotation_trick_keeps_the_codes_and_rotates_the_gradient():
+    """rotate_to returns the codes; the gradient reaching z is lambda R^T g with R the rotation taking z's
+    direction to the code's (checked against the matrix built by hand) and lambda = |e| / |z|."""
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(6, 5, generator=g).requires_grad_()
+    e = torch.randn(6, 5, generator=g)
+    out = rotate_to(z, e)
+    assert torch.allclose(out, e, atol=1e-5)
+    grad_out = torch.randn(6, 5, generator=g)
+    out.backward(grad_out)
+    for i in range(6):
+        zh, eh = z[i].detach() / z[i].detach().norm(), e[i] / e[i].norm()
+        r = (zh + eh) / (zh + eh).norm()
+        R = torch.eye(5) - 2 * torch.outer(r, r) + 2 * torch.outer(eh, zh)
+        assert torch.allclose(R @ R.T, torch.eye(5), atol=1e-5) and torch.allclose(R @ zh, eh, atol=1e-5)
+        lam = e[i].norm() / z[i].detach().norm()
+        assert torch.allclose(z.grad[i], lam * R.T @ grad_out[i], atol=1e-5)
+    vq = VectorQuantizer(8, 3, rotation=True)
+    zz = torch.randn(2, 3, 4, 4, requires_grad=True)
+    q = vq(zz)
+    assert torch.allclose(q.z_q, vq.codebook[q.indices].permute(0, 3, 1, 2), atol=1e-5)
+    (q.z_q * torch.ones_like(zz)).sum().backward()
+    assert not torch.allclose(zz.grad, torch.ones_like(zz))          # not straight through
+
+
+def test_ema_warmup_starts_with_a_low_decay():
+    """ema_warmup: the t-th EMA update uses min(decay, t / (t + 9)): 0.1, then 2/11, ..., later ``decay``."""
+    vq = VectorQuantizer(2, 1, ema=True, decay=0.95, eps=0.0, ema_warmup=True)
+    with torch.no_grad():
+        vq.codebook.copy_(torch.tensor([[0.0], [10.0]]))
+        vq.embed_sum.copy_(vq.codebook)
+    z = torch.tensor([1.0, 9.0, 11.0]).reshape(3, 1, 1, 1)
+    vq.train()
+    n, s = torch.ones(2), torch.tensor([[0.0], [10.0]])
+    for t in (1, 2):
+        vq(z)
+        d = t / (t + 9.0)
+        n, s = d * n + (1 - d) * torch.tensor([1.0, 2.0]), d * s + (1 - d) * torch.tensor([[1.0], [20.0]])
+        assert torch.allclose(vq.cluster_size, n) and torch.allclose(vq.embed_sum, s), t
+    for _ in range(300):
+        vq(z)
+    assert vq.updates == 302 and torch.allclose(vq.codebook, torch.tensor([[1.0], [10.0]]), atol=1e-4)
+    plain = VectorQuantizer(2, 1, ema=True, decay=0.95, eps=0.0)
+    with torch.no_grad():
+        plain.codebook.copy_(torch.tensor([[0.0], [10.0]]))
+        plain.embed_sum.copy_(plain.codebook)
+    plain.train()
+    plain(z)
+    assert torch.allclose(plain.cluster_size, 0.95 * torch.ones(2) + 0.05 * torch.tensor([1.0, 2.0]))
 
 
 def test_kmeans_init_and_lloyd():

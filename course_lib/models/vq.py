@@ -183,6 +183,27 @@ def _perplexity_tensor(counts: torch.Tensor) -> torch.Tensor:
     return torch.exp(entropy)
 
 
+def rotate_to(z: torch.Tensor, e: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """The rotation trick (Fifty et al., 2024): z (N, D) encoder vectors, e (N, D) their codes ->
+    (N, D) equal to ``e`` in value, with the gradient of z rotated and scaled.
+
+    Each row returns ``lambda * R z``: R the rotation in the plane of z and e that takes z's direction
+    to e's (``R = I - 2 r r^T + 2 e^ z^T`` with ``r = (z^ + e^) / |z^ + e^|``, ^ for unit vectors) and
+    ``lambda = |e| / |z|``, both treated as constants. Written without forming R:
+    ``R z = z - 2 r (r . z) + 2 e^ (z^ . z)``. A straight-through estimator copies the decoder's
+    gradient onto z unchanged; here it is turned by the angle between z and its code, so the vectors
+    that share a code receive different gradients depending on where they sit in its cell.
+    """
+    with torch.no_grad():
+        z_norm = z.norm(dim=1, keepdim=True).clamp_min(eps)
+        e_norm = e.norm(dim=1, keepdim=True)
+        z_hat, e_hat = z / z_norm, e / e_norm.clamp_min(eps)
+        r = F.normalize(z_hat + e_hat, dim=1, eps=eps)
+        scale = e_norm / z_norm
+    rotated = z - 2 * r * (r * z).sum(1, keepdim=True) + 2 * e_hat * (z_hat * z).sum(1, keepdim=True)
+    return scale * rotated
+
+
 class VectorQuantizer(nn.Module):
     """A codebook of ``num_codes`` vectors of width ``dim``: z -> nearest code, straight through.
 
@@ -196,6 +217,13 @@ class VectorQuantizer(nn.Module):
       dead_threshold: after each training step, any code whose EMA usage count (expected number
         of vectors per batch, decay ``decay``) is below this is replaced by a random latent vector
         of the batch ("dead-code restart"); 0 turns it off.
+      rotation: pass gradients to the encoder by the rotation trick (Fifty et al., 2024) instead of
+        straight through: the output is still the code, computed as ``lambda * R z`` with R the rotation
+        taking z's direction to the code's and lambda = |e| / |z|, both held constant, so the
+        gradient reaching z is turned by R and scaled by lambda (see :func:`rotate_to`).
+      ema_warmup: the EMA decay starts low and rises to ``decay``: ``min(decay, t / (t + 9))`` at the
+        t-th update (TensorFlow's ``ExponentialMovingAverage(num_updates=...)``), so the codes follow
+        the encoder quickly while it changes fastest, at the start.
       cosine: compare l2-normalised vectors (codes live on the unit sphere).
 
     Precision: everything here (distances, losses, EMA and usage statistics, k-means, restarts) runs
@@ -205,7 +233,8 @@ class VectorQuantizer(nn.Module):
 
     def __init__(self, num_codes: int, dim: int, *, beta: float = 0.25, ema: bool = False,
                  decay: float = 0.99, eps: float = 1e-5, kmeans_init: bool = False, kmeans_iters: int = 10,
-                 dead_threshold: float = 0.0, cosine: bool = False):
+                 dead_threshold: float = 0.0, cosine: bool = False, rotation: bool = False,
+                 ema_warmup: bool = False):
         super().__init__()
         self.num_codes = check_int("num_codes", num_codes, min_value=2)
         self.dim = check_int("dim", dim, min_value=1)
@@ -217,6 +246,9 @@ class VectorQuantizer(nn.Module):
         self.kmeans_iters = check_int("kmeans_iters", kmeans_iters, min_value=1)
         self.dead_threshold = check_float("dead_threshold", dead_threshold, min_value=0.0)
         self.cosine = bool(cosine)
+        self.rotation = bool(rotation)
+        self.ema_warmup = bool(ema_warmup)
+        self.updates = 0  # EMA updates so far (for ema_warmup; not saved)
         init = torch.randn(num_codes, dim)
         if not cosine:
             init = init * 0.1  # small codes near the origin, as in common VQ-VAE code
@@ -233,7 +265,8 @@ class VectorQuantizer(nn.Module):
     def extra_repr(self) -> str:
         return (f"num_codes={self.num_codes}, dim={self.dim}, beta={self.beta}, ema={self.ema}, "
                 f"decay={self.decay}, kmeans_init={self.kmeans_init}, dead_threshold={self.dead_threshold}, "
-                f"cosine={self.cosine}")
+                f"cosine={self.cosine}" + (", rotation=True" if self.rotation else "")
+                + (", ema_warmup=True" if self.ema_warmup else ""))
 
     def _norm(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(x, dim=-1) if self.cosine else x
@@ -262,8 +295,13 @@ class VectorQuantizer(nn.Module):
         """
         flat = flat.float()
         sums = torch.zeros(self.num_codes, self.dim, device=flat.device, dtype=flat.dtype).index_add_(0, idx, flat)
-        self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
-        self.embed_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
+        if self.ema_warmup:      # TensorFlow's ExponentialMovingAverage(num_updates): min(decay, (1 + t) / (10 + t))
+            self.updates += 1
+            decay = min(self.decay, self.updates / (self.updates + 9.0))
+        else:
+            decay = self.decay
+        self.cluster_size.mul_(decay).add_(counts, alpha=1 - decay)
+        self.embed_sum.mul_(decay).add_(sums, alpha=1 - decay)
         n = self.cluster_size.sum()
         smoothed = (self.cluster_size + self.eps) / (n + self.num_codes * self.eps) * n  # Laplace smoothing
         self.codebook.data.copy_(self.embed_sum / smoothed[:, None])
@@ -305,7 +343,10 @@ class VectorQuantizer(nn.Module):
         loss = self.beta * commitment
         if not self.ema:
             loss = loss + F.mse_loss(q_flat, flat.detach())
-        q_st = flat + (q_flat - flat).detach()  # straight-through: forward = code, backward = identity
+        if self.rotation:
+            q_st = rotate_to(flat, q_flat.detach())  # forward = code, backward = rotated and scaled
+        else:
+            q_st = flat + (q_flat - flat).detach()  # straight-through: forward = code, backward = identity
         counts = torch.bincount(idx, minlength=self.num_codes).float()
         if self.training:
             with torch.no_grad():
