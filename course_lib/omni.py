@@ -93,7 +93,6 @@ import dataclasses
 import time
 
 import torch
-import torch.nn.functional as F
 
 from .artifacts import load_artifact, recipe_hash, save_artifact
 from .device import pick_device, seed_offset

@@ -144,8 +144,8 @@ class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention: one linear map makes queries, keys and values for all
     heads (``qkv``), each head attends on its own ``d_model / n_head`` slice, ``proj`` mixes the heads.
 
-    On the CPU every pass runs :func:`attention` itself (faster there at these sizes:
-    :func:`fused_attention`); on a GPU, training and plain forward passes use torch's fused
+    On the CPU every pass without attention dropout runs :func:`attention` itself (faster there at
+    these sizes: :func:`fused_attention`); on a GPU, training and plain forward passes use torch's fused
     ``scaled_dot_product_attention`` (the same arithmetic, added and multiplied in another order) and
     ``need_weights=True`` runs :func:`attention`.
     """
