@@ -93,10 +93,10 @@ import dataclasses
 import time
 
 import torch
+import torch.nn.functional as F
 
 from .artifacts import load_artifact, recipe_hash, save_artifact
 from .device import pick_device, seed_offset
-from .mixed_data import token_cross_entropy
 from .mixed_training import _from_hparams, new_model, training_examples
 from .models.transformer import MixedTransformer
 from .profiles import get_profile
@@ -258,7 +258,7 @@ def omni_loss(model, batch, weights: torch.Tensor, targets: torch.Tensor):
     holds both). Logs each task's mean target cross-entropy (nats/token; NaN if absent)."""
     seq, task = batch
     logits = model(seq[:, :-1])
-    ce = token_cross_entropy(logits, seq[:, 1:])
+    ce = F.cross_entropy(logits.transpose(1, 2).float(), seq[:, 1:], reduction="none")
     w = weights.to(seq.device)[task]
     loss = (w * ce).sum(1).mean()
     with torch.no_grad():

@@ -208,10 +208,9 @@ def fit(model: nn.Module, loss_fn: Callable, data, *, steps: int, batch_size: in
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device).train()
     if optimizer is None:
-        # fused AdamW: one kernel for the whole update instead of a few per parameter tensor (on 2 CPU
-        # cores, ~250k parameters in ~50 tensors: 0.4 ms a step instead of 2.1 ms)
+        # fused AdamW on CUDA: one kernel for the whole update instead of one per parameter tensor
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay,
-                                      fused=True if device.type in ("cuda", "cpu") else None)
+                                      fused=True if device.type == "cuda" else None)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     history = history or History()
     pending = _Pending(history)

@@ -162,7 +162,7 @@ def _naive_fit(model, loss_fn, data, *, steps, batch_size, lr, weight_decay, war
                clip_grad=1.0):
     """The loop fit ran before it stopped reading the loss at every step (commit 46e66d4), written out."""
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)   # as fit on the CPU
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     n = len(data[0])
 
     def batches():

@@ -56,45 +56,6 @@ def test_cached_logits_match_full_forward(vocab):
     assert torch.allclose(torch.cat(parts, 1), full, atol=1e-5)
 
 
-def test_fused_attention_path_matches_the_written_out_one(vocab, monkeypatch):
-    """The GPU's branch (torch's fused kernel) forced on the CPU gives the logits of the CPU's written-out
-    attention: whole sequences (forward and gradients), a prompt chunk, a chunk after a prefix (offset
-    mask) and single tokens after a KV cache; and the cross-attention of notebook 07 likewise."""
-    import course_lib.models.cross_attention as xa
-    import course_lib.models.transformer as tf
-
-    def run(fused):
-        monkeypatch.setattr(tf, "fused_attention", lambda x: fused)
-        monkeypatch.setattr(xa, "fused_attention", lambda x: fused)
-        model = make_model(vocab)
-        seq = sequences(vocab, "i2t")
-        full = model(seq)
-        full.square().mean().backward()
-        grads = [p.grad.clone() for p in model.parameters()]
-        cache = model.new_cache(seq.shape[0])
-        parts = [model(seq[:, :4], cache=cache), model(seq[:, 4:7], cache=cache)]
-        parts += [model(seq[:, t:t + 1], cache=cache) for t in range(7, seq.shape[1])]
-        torch.manual_seed(3)
-        cross = xa.CrossAttention(32, 4)
-        x, memory = torch.randn(2, 5, 32), torch.randn(2, 7, 32)
-        return full, grads, torch.cat(parts, 1), cross(x, memory)[0]
-
-    assert tf.fused_attention(torch.zeros(1)) is False                     # the CPU writes attention out
-    full, grads, cached, cross = run(False)
-    full_f, grads_f, cached_f, cross_f = run(True)
-    assert torch.allclose(full, full_f, atol=1e-5) and torch.allclose(cached, cached_f, atol=1e-5)
-    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(grads, grads_f))
-    assert torch.allclose(cross, cross_f, atol=1e-5)
-
-
-def test_causal_bias_is_cached_and_offset():
-    from course_lib.models.transformer import causal_bias
-    bias = causal_bias(2, 4)
-    assert bias is causal_bias(2, 4)                                      # made once
-    assert torch.equal(bias.isinf(), torch.tensor([[False, False, False, True], [False, False, False, False]]))
-    assert (bias[~bias.isinf()] == 0).all() and (bias[bias.isinf()] < 0).all()
-
-
 def test_image_code_position_independent_of_order(vocab):
     """A code at grid place (r, c) gets the same input vector whether text or image comes first."""
     model = make_model(vocab)

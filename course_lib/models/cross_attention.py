@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..validate import check_codes, check_tensor, reads_values, to_model
-from .transformer import Block, MixedTransformer, TransformerConfig, fused_attention, scale_residual_projections
+from .transformer import Block, MixedTransformer, TransformerConfig, scale_residual_projections
 
 
 def check_image_ids(image: torch.Tensor, config: TransformerConfig, batch_size: int) -> None:
@@ -62,10 +62,9 @@ class CrossAttention(nn.Module):
         H = self.n_head
         q = self.q(x).view(B, T, H, D // H).transpose(1, 2)                       # (B, H, T, d)
         k, v = (t.view(B, M, H, D // H).transpose(1, 2) for t in self.kv(memory).split(D, dim=2))  # (B, H, M, d)
-        if need_weights or not fused_attention(x):                  # written out on the CPU: faster there
+        if need_weights:
             weights = ((q @ k.transpose(-2, -1)) / math.sqrt(D // H)).softmax(dim=-1)   # (B, H, T, M)
             y = weights @ v
-            weights = weights if need_weights else None
         else:
             weights = None
             y = F.scaled_dot_product_attention(q, k, v)

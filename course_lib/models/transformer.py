@@ -95,25 +95,6 @@ class KVCache:
         return f"KVCache(batch={self.batch_size}, length={self.length}/{self.max_len}, layers={len(self.k)})"
 
 
-_BIASES: dict = {}
-
-
-def causal_bias(Tq: int, Tk: int, device=None, dtype=torch.float32) -> torch.Tensor:
-    """(Tq, Tk) additive causal mask for :func:`attention`: 0 where query i (at position Tk - Tq + i)
-    may look, ``-inf`` on its future. Made once per shape, device and dtype, then reused (an
-    addition costs less than ``masked_fill`` in the backward pass, and building a fresh mask per call
-    costs more than the attention itself at these sizes)."""
-    key = (Tq, Tk, torch.device(device) if device is not None else torch.device("cpu"), dtype)
-    bias = _BIASES.get(key)
-    if bias is None:
-        if len(_BIASES) > 256:
-            _BIASES.clear()
-        visible = torch.ones(Tq, Tk, dtype=torch.bool, device=key[2]).tril(diagonal=Tk - Tq)
-        bias = torch.zeros(Tq, Tk, dtype=dtype, device=key[2]).masked_fill(~visible, float("-inf"))
-        _BIASES[key] = bias
-    return bias
-
-
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Causal scaled dot-product attention, written out (the lesson of notebook 05).
 
@@ -121,33 +102,21 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.
     positions of the Tk-token sequence, so query i sits at position Tk - Tq + i and may attend to
     keys 0..Tk - Tq + i (with Tq == Tk the usual lower-triangular mask; with Tq == 1, a new token
     after a KV cache, every key). Returns (out (B, H, Tq, d), weights (B, H, Tq, Tk)); each row of
-    weights sums to 1 and is 0 on the future (``-inf`` added there: :func:`causal_bias`).
+    weights sums to 1 and is 0 on the future.
     """
     Tq, Tk = q.shape[-2], k.shape[-2]
     scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])            # (B, H, Tq, Tk)
-    if Tq > 1:                                                              # one query sees every key
-        scores = scores + causal_bias(Tq, Tk, q.device, scores.dtype)
-    weights = scores.softmax(dim=-1)
+    visible = torch.ones(Tq, Tk, dtype=torch.bool, device=q.device).tril(diagonal=Tk - Tq)
+    weights = scores.masked_fill(~visible, float("-inf")).softmax(dim=-1)
     return weights @ v, weights
-
-
-def fused_attention(x: torch.Tensor) -> bool:
-    """Whether attention on ``x``'s device goes through torch's fused ``scaled_dot_product_attention``
-    (accelerators) rather than the written-out :func:`attention` (the CPU). Measured on 2 CPU cores,
-    batch 64, 4 heads of 16 dimensions, forward + backward: the written-out attention takes 1.4 ms at
-    21 tokens and 4.3 ms at 62, the fused kernel 3.5 and 8.0 ms (with one thread the two are within
-    10-30%). On a GPU the fused kernels win and never build the (T, T) weights."""
-    return x.device.type != "cpu"
 
 
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention: one linear map makes queries, keys and values for all
     heads (``qkv``), each head attends on its own ``d_model / n_head`` slice, ``proj`` mixes the heads.
 
-    On the CPU every pass without attention dropout runs :func:`attention` itself (faster there at
-    these sizes: :func:`fused_attention`); on a GPU, training and plain forward passes use torch's fused
-    ``scaled_dot_product_attention`` (the same arithmetic, added and multiplied in another order) and
-    ``need_weights=True`` runs :func:`attention`.
+    Training and plain forward passes use torch's fused ``scaled_dot_product_attention`` (the same
+    arithmetic as :func:`attention`, faster); ``need_weights=True`` runs :func:`attention` itself.
     """
 
     def __init__(self, config: TransformerConfig):
@@ -171,9 +140,8 @@ class CausalSelfAttention(nn.Module):
             v = cache.v[layer][:, :, :start + T]
         drop = self.dropout if self.training else 0.0
         weights = None
-        if need_weights or (drop == 0.0 and not fused_attention(x)):
+        if need_weights:
             y, weights = attention(q, k, v)
-            weights = weights if need_weights else None
         elif start == 0:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=drop)
         elif T == 1:  # one new token sees everything cached: no mask needed
