@@ -28,7 +28,9 @@ overrides its flag; the textbook reference keeps decay 0.99 and no restarts.
 
 Options measured beside the classic settings (``--rotation`` / ``--library-rotation``: the rotation
 trick for ours / the library; ``--ema-warmup``: our EMA decay rises as min(decay, t / (t + 9))).
-2-core AMD EPYC, 1 thread, fit with fused AdamW, 1,200 steps, K=512, seeds 0-2, test mean [min, max];
+2-core AMD EPYC, 1 thread, 1,200 steps, K=512, seeds 0-2, test mean [min, max], measured with fit's AdamW
+fused (branch cpu-hot-paths; main's fit runs the foreach AdamW on the CPU, so a rerun here differs in
+rounding, and each row by up to the spread between seeds);
 decays and thresholds from the validation selection above (ours 0.95 / 1, library 0.8 / 1):
 
     ours                                 MSE 0.00304 [0.00283, 0.00338]  perplexity 341.5 [313.2, 370.3]
