@@ -234,7 +234,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rotation", action="store_true",
                         help="our quantizer passes gradients by the rotation trick (Fifty et al., 2024)")
     parser.add_argument("--ema-warmup", action="store_true",
-                        help="our quantizer's EMA decay starts low: min(decay, (1 + t) / (10 + t)) at update t")
+                        help="our quantizer's EMA decay starts low: min(decay, t / (t + 9)) at the t-th update")
     parser.add_argument("--library-rotation", action="store_true",
                         help="the library's rotation_trick=True (its default since v1.18)")
     parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)

@@ -295,7 +295,7 @@ class VectorQuantizer(nn.Module):
         """
         flat = flat.float()
         sums = torch.zeros(self.num_codes, self.dim, device=flat.device, dtype=flat.dtype).index_add_(0, idx, flat)
-        if self.ema_warmup:      # TensorFlow's ExponentialMovingAverage(num_updates): min(decay, (1 + t) / (10 + t))
+        if self.ema_warmup:      # the t-th update: min(decay, t / (t + 9)), as TensorFlow's num_updates
             self.updates += 1
             decay = min(self.decay, self.updates / (self.updates + 9.0))
         else:
