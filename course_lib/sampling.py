@@ -425,3 +425,68 @@ def describe_images(model, vocab: MixedVocabulary, codes: torch.Tensor, *, tempe
                        generator=generator)
         captions += [vocab.decode_text(row.tolist()) for row in new]
     return captions
+
+
+@torch.no_grad()
+def word_logits_after_image(model, vocab: MixedVocabulary, codes: torch.Tensor, prefix: str, words: list[str], *,
+                            batch_size: int = 500) -> torch.Tensor:
+    """How the model reads an image, as scores for a closed set of words.
+
+    codes: (N, h, w) long image codes. The model is fed ``[<bos>, <boi>, codes, <eoi>, <bot>] +``
+    the words of ``prefix`` (image -> text, as in :func:`describe_images`), and the logits of its
+    next token are kept for ``words`` only (each one word the vocabulary knows). Returns (N,
+    len(words)) float logits, not normalised: a softmax over the last axis gives the model's
+    probabilities among those words. Notebook 06 uses it to let the model judge its own drawings
+    (prefix ``"a handwritten"``, words ``"zero"`` ... ``"nine"``).
+    """
+    _check_model_vocab(model, vocab)
+    check_tensor("codes", codes, ndim=3, integer=True)
+    if tuple(codes.shape[1:]) != vocab.grid:
+        raise ValueError(f"codes must have shape (N, {vocab.grid[0]}, {vocab.grid[1]}); got {tuple(codes.shape)}")
+    check_codes("codes", codes, vocab.num_codes)
+    if not isinstance(prefix, str):
+        raise TypeError(f"prefix must be a string (words before the scored one, may be empty); got "
+                        f"{type(prefix).__name__}")
+    if isinstance(words, str) or not isinstance(words, (list, tuple)) or not words:
+        raise TypeError(f"words must be a non-empty list of single words; got {words!r:.60}")
+    word_ids = []
+    for i, w in enumerate(words):
+        ids = vocab.encode_text(w) if isinstance(w, str) else None
+        if ids is None or len(ids) != 1:
+            raise ValueError(f"words[{i}] must be one word the vocabulary knows; got {w!r:.60}")
+        word_ids.append(ids[0])
+    check_int("batch_size", batch_size, min_value=1)
+    head = vocab.encode_text(prefix) if prefix.strip() else []
+    device = next(model.parameters()).device
+    length = 2 + vocab.n_image_tokens + 2 + len(head)
+    if length > model.config.block_size:
+        raise ValueError(f"prefix is too long for the model: {length} tokens > block_size {model.config.block_size}")
+    was_training = model.training
+    model.eval()
+    ids = vocab.codes_to_ids(codes.reshape(len(codes), vocab.n_image_tokens)).to(device)
+    before = torch.tensor([BOS, BOI], device=device)
+    after = torch.tensor([EOI, BOT] + head, device=device)
+    cols = torch.tensor(word_ids, device=device)
+    out = []
+    for s in range(0, len(ids), batch_size):
+        chunk = ids[s:s + batch_size]
+        seq = torch.cat([before.expand(len(chunk), -1), chunk, after.expand(len(chunk), -1)], dim=1)
+        out.append(model(seq)[:, -1, cols].float())
+    model.train(was_training)
+    return torch.cat(out) if out else torch.empty(0, len(words), device=device)
+
+
+def rerank(readings: torch.Tensor, asked: torch.Tensor) -> torch.Tensor:
+    """Best of n by the model's own reading (notebook 06's exercise 3).
+
+    readings: (P, n, C) logits over C classes (e.g. the ten digit words) for n candidates of each
+    of P prompts; asked: (P,) the class each prompt asked for. Returns (P,) long: for each prompt,
+    the candidate with the highest *probability* of the asked class (softmax over the C classes:
+    logits carry an arbitrary constant per candidate, so they are not compared across candidates).
+    """
+    check_tensor("readings", readings, ndim=3, floating=True, nonempty=True)
+    check_tensor("asked", asked, shape=(readings.shape[0],), integer=True)
+    check_codes("asked", asked, readings.shape[2])
+    logp = readings.float().log_softmax(-1)                               # (P, n, C)
+    index = asked.to(readings.device).long()[:, None, None].expand(-1, readings.shape[1], 1)
+    return logp.gather(-1, index).squeeze(-1).argmax(1)

@@ -10,11 +10,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.checks import ExerciseError
-from course_lib.checks.sampling import check_cached_attention_step, check_next_token_logits
+from course_lib.checks.sampling import check_cached_attention_step, check_next_token_logits, check_rerank
 from course_lib.checks.transformer import (check_attention, check_average_past, check_block, check_loss_weights,
                                            check_mixed_embedding, check_self_attention)
 from course_lib.models.transformer import CausalSelfAttention, attention
-from course_lib.sampling import next_token_logits
+from course_lib.sampling import next_token_logits, rerank
 from course_lib.vocabulary import SEG_IMAGE, SEG_NONE, SEG_TEXT, T2I, token_modality
 
 NEG = float("-inf")
@@ -490,6 +490,30 @@ def test_next_token_logits():
     wrong(check_next_token_logits, log_softmax_out, match="constant in each row")
 
 
+# ------------------------------------------------------------------ 9. best of n by the model's own reading
+def test_rerank():
+    assert check_rerank(rerank)
+
+    def loop_style(readings, asked):                 # right, written with loops and probabilities
+        picks = []
+        for p in range(readings.shape[0]):
+            probs = [torch.softmax(readings[p, i], dim=0)[asked[p]] for i in range(readings.shape[1])]
+            picks.append(max(range(len(probs)), key=lambda i: probs[i]))
+        return torch.tensor(picks)
+    assert check_rerank(loop_style)
+
+    def score(readings, asked):
+        return readings.gather(-1, asked[:, None, None].expand(-1, readings.shape[1], 1)).squeeze(-1)
+    wrong(check_rerank, lambda r, a: score(r, a).argmax(1), match="raw logits of the asked class")
+    wrong(check_rerank, lambda r, a: r.softmax(-1).amax(-1).argmax(1), match="most sure about")
+    wrong(check_rerank, lambda r, a: score(r.log_softmax(-1), a).argmin(1), match="LOWEST probability")
+    wrong(check_rerank, lambda r, a: score(r.softmax(1), a).argmax(1), match="raw logits|candidates axis")
+    wrong(check_rerank, lambda r, a: score(r.log_softmax(-1), a).flatten().topk(r.shape[0]).indices,
+          match="own prompt")
+    wrong(check_rerank, lambda r, a: score(r.log_softmax(-1), a).amax(1), match="INDICES")
+    wrong(check_rerank, lambda r, a: score(r.log_softmax(-1), a).argmax(0), match="shape")
+
+
 # ------------------------------------------------------------------ every check: todo and error
 def _raise(err):
     def fn(*args, **kwargs):
@@ -504,7 +528,7 @@ def _class_raising(err, kind):
 
 
 CHECKS = [check_average_past, check_attention, check_mixed_embedding, check_loss_weights, check_cached_attention_step,
-          check_next_token_logits]
+          check_next_token_logits, check_rerank]
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)

@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from course_lib.models.transformer import MixedTransformer, TransformerConfig
-from course_lib.sampling import (describe_images, draw, filter_logits, generate, guided_logits, sample_next,
-                                 spans_to_images, text_to_image_prompt, valid_image_spans)
-from course_lib.vocabulary import EOI, EOT, PAD, MixedVocabulary, WordTokenizer
+from course_lib.sampling import (describe_images, draw, filter_logits, generate, guided_logits, rerank, sample_next,
+                                 spans_to_images, text_to_image_prompt, valid_image_spans, word_logits_after_image)
+from course_lib.vocabulary import BOI, BOS, BOT, EOI, EOT, PAD, MixedVocabulary, WordTokenizer
 
 WORDS = ["a", "digit", "seven", "the", "two"]
 
@@ -135,3 +135,39 @@ def test_stop_check_every_few_tokens_gives_the_same_tokens(vocab, model, monkeyp
 def test_stop_check_every_is_one_on_the_cpu():
     from course_lib.sampling import _stop_check_every
     assert _stop_check_every(torch.device("cpu")) == 1 and _stop_check_every(torch.device("cuda")) == 16
+
+
+def test_word_logits_after_image_are_the_models_next_word_scores(vocab, model):
+    codes = torch.randint(0, vocab.num_codes, (5, 3, 3), generator=torch.Generator().manual_seed(1))
+    got = word_logits_after_image(model, vocab, codes, "the digit", ["seven", "two"], batch_size=2)
+    assert got.shape == (5, 2) and got.dtype == torch.float32
+    for i in range(5):             # one sequence at a time, written out by hand
+        seq = torch.tensor([[BOS, BOI] + vocab.codes_to_ids(codes[i].flatten()).tolist() + [EOI, BOT]
+                            + vocab.encode_text("the digit")])
+        with torch.no_grad():
+            last = model(seq)[0, -1]
+        want = last[[vocab.encode_text("seven")[0], vocab.encode_text("two")[0]]]
+        assert torch.allclose(got[i], want, atol=1e-5)
+    assert word_logits_after_image(model, vocab, codes, "", ["a"]).shape == (5, 1)
+    assert word_logits_after_image(model, vocab, codes[:0], "a", ["two"]).shape == (0, 1)
+    with pytest.raises(ValueError, match=r"words\[1\] must be one word the vocabulary knows; got 'the digit'"):
+        word_logits_after_image(model, vocab, codes, "a", ["seven", "the digit"])
+    with pytest.raises(ValueError, match="unknown word 'sevn'"):
+        word_logits_after_image(model, vocab, codes, "a", ["sevn"])
+    with pytest.raises(TypeError, match="words must be a non-empty list"):
+        word_logits_after_image(model, vocab, codes, "a", "seven")
+    with pytest.raises(ValueError, match=r"codes must have shape \(N, 3, 3\)"):
+        word_logits_after_image(model, vocab, codes[:, :2], "a", ["two"])
+
+
+def test_rerank_compares_probabilities_not_logits():
+    readings = torch.tensor([[[0.0, 1.0, 0.0], [10.0, 10.5, 0.0], [0.0, 0.5, 3.0]]])   # 1 prompt, 3 candidates
+    # asked class 1: candidate 0 gives it p = 0.58, candidate 1 (largest raw logit) p = 0.62, candidate 2 p = 0.07
+    assert rerank(readings, torch.tensor([1])).tolist() == [1]
+    assert rerank(readings, torch.tensor([2])).tolist() == [2]
+    shifted = readings + torch.tensor([0.0, -20.0, 5.0])[None, :, None]     # a constant per candidate changes nothing
+    assert torch.equal(rerank(shifted, torch.tensor([1])), rerank(readings, torch.tensor([1])))
+    with pytest.raises(ValueError, match="asked"):
+        rerank(readings, torch.tensor([3]))
+    with pytest.raises(ValueError, match="readings"):
+        rerank(readings[0], torch.tensor([1]))

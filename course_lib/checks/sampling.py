@@ -1,4 +1,5 @@
-"""Checks for the exercises of notebook 06 (sampling: a KV cache step, guided and filtered logits).
+"""Checks for the exercises of notebook 06 (sampling: a KV cache step, guided and filtered logits,
+best of n by the model's own reading).
 
 As in :mod:`course_lib.checks.transformer`, each check compares with the library's answer on seeded
 inputs and names the classic mistake when it recognises one. No global random state is touched.
@@ -12,8 +13,9 @@ import torch
 from . import exercise_check, expect, expect_close, expect_shape
 from ..models.transformer import attention as _ref_attention
 from ..sampling import next_token_logits as _ref_next_token_logits
+from ..sampling import rerank as _ref_rerank
 
-__all__ = ["check_cached_attention_step", "check_next_token_logits"]
+__all__ = ["check_cached_attention_step", "check_next_token_logits", "check_rerank"]
 
 
 def _close(a, b, atol: float = 1e-4) -> bool:
@@ -233,3 +235,70 @@ def check_next_token_logits(fn) -> str:
                 expect(lo >= hi - 1e-6, f"with {what}: row {r} keeps a score {lo:.4g} but drops an allowed id "
                                         f"scoring {hi:.4g}: keep the top_k = {top_k} BEST allowed ids")
     return "guidance on logits, mask after the mix, temperature divides, exactly top_k kept (ties too)"
+
+
+# ----------------------------------------------------------------------------- 9. best of n
+def _rerank_case():
+    """readings (P, n, C), asked (P,) where every classic mistake picks another candidate than the right
+    answer in at least one prompt (found once from a seeded generator, then fixed)."""
+    g = torch.Generator().manual_seed(62)
+    P, n, C = 6, 5, 10
+    asked = torch.tensor([8, 3, 0, 9, 5, 1])
+    while True:
+        readings = 2 * torch.randn(P, n, C, generator=g) + 6 * torch.randn(P, n, 1, generator=g)
+        picks = [r(readings, asked) for r in _RERANK_MISTAKES.values()]
+        right = _ref_rerank(readings, asked)
+        if all(not torch.equal(p, right) for p in picks):
+            return readings, asked
+
+
+def _by(score):
+    return lambda readings, asked: score(readings, asked).argmax(1)
+
+
+_RERANK_MISTAKES = {
+    "raw": _by(lambda r, a: r.gather(-1, a[:, None, None].expand(-1, r.shape[1], 1)).squeeze(-1)),
+    "confident": _by(lambda r, a: r.softmax(-1).amax(-1)),
+    "lowest": lambda r, a: r.log_softmax(-1).gather(-1, a[:, None, None].expand(-1, r.shape[1], 1)).squeeze(-1).argmin(1),
+    "candidates_axis": _by(lambda r, a: r.softmax(1).gather(-1, a[:, None, None].expand(-1, r.shape[1], 1)).squeeze(-1)),
+}
+
+
+@exercise_check("best of n by the model's own reading")
+def check_rerank(fn) -> str:
+    """fn(readings (P, n, C) logits, asked (P,) long) -> (P,) long: per prompt, the candidate whose
+    softmax over the C classes gives the asked class the highest probability."""
+    readings, asked = _rerank_case()
+    P, n, C = readings.shape
+    got = fn(readings.clone(), asked.clone())
+    expect(isinstance(got, torch.Tensor), f"return a tensor of candidate indices, shape ({P},); got {type(got).__name__}")
+    expect_shape("the chosen candidates", got, (P,))
+    expect(not got.is_floating_point() and got.dtype != torch.bool,
+           f"return candidate INDICES (integers 0..{n - 1}, e.g. from argmax), not scores; got dtype {got.dtype}")
+    got = got.detach().long().cpu()
+    expect(bool(((got >= 0) & (got < n)).all()),
+           f"each index should pick one of the {n} candidates of its own prompt (0..{n - 1}); got {got.tolist()}. "
+           "Take the argmax along the candidates axis (dim 1), not over a flattened tensor")
+    want = _ref_rerank(readings, asked)
+    if torch.equal(got, want):
+        return (f"{P} prompts x {n} candidates: the pick is the candidate whose reading gives the asked class the "
+                "highest probability")
+    hints = {
+        "raw": "you compared the raw logits of the asked class across candidates. Logits are only defined up to a "
+               "constant per candidate (adding 5 to every logit of a row leaves its softmax unchanged), so a "
+               "candidate with large logits everywhere wins without favouring the asked class. Turn each "
+               "candidate's logits into probabilities over the classes first (softmax or log_softmax over the "
+               "last axis), then compare",
+        "confident": "you picked the candidate the model is most sure about, whatever class it reads. Score each "
+                     "candidate by the probability of the ASKED class (asked[p]) instead",
+        "lowest": "you picked the candidate with the LOWEST probability of the asked class; take the highest",
+        "candidates_axis": "the softmax was taken over the candidates axis (dim 1); it belongs over the classes "
+                           "(the last axis): the question is how strongly each candidate reads as the asked class",
+    }
+    for name, mistake in _RERANK_MISTAKES.items():
+        if torch.equal(got, mistake(readings, asked)):
+            expect(False, hints[name])
+    wrong = [p for p in range(P) if got[p] != want[p]]
+    expect(False, f"prompt {wrong[0]} (asked class {int(asked[wrong[0]])}): picked candidate {int(got[wrong[0]])}, "
+                  f"expected {int(want[wrong[0]])}, the one with the highest softmax probability of the asked class "
+                  "(softmax over the last axis)")
