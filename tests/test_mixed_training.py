@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from course_lib.image_tokenizer import ImageTokenizer, save_tokenizer, tokenizer_recipe
-from course_lib.mixed_training import (build_vocabulary, get_mixed_model, heldout_losses, heldout_sequences, mixed_data,
-                                       mixed_recipe, new_model, save_mixed_model, training_examples)
+from course_lib.mixed_training import (SHIFTS, build_vocabulary, get_mixed_model, heldout_losses, heldout_sequences,
+                                       mixed_data, mixed_recipe, new_model, save_mixed_model, training_examples)
 
 
 @pytest.fixture
@@ -25,7 +25,8 @@ def _tiny(tok, **change):
 def test_recipe_names_its_tokenizer_and_rejects_unknown_settings(tokenizer):
     r = mixed_recipe("digits", "smoke", tokenizer)
     assert r["tokenizer"] and r["dataset"] == "digits" and r["steps"] == 600 and r["cond_weight"] == 1 / 8
-    assert mixed_recipe("digits", "classroom", tokenizer)["steps"] == 2600
+    classroom = mixed_recipe("digits", "classroom", tokenizer)
+    assert classroom["steps"] == 4000 and classroom["n_shifts"] == len(SHIFTS) == 8
     with pytest.raises(ValueError, match=r"overrides must name settings of the recipe .*got \['stepz'\]"):
         mixed_recipe("digits", "smoke", tokenizer, stepz=3)
     with pytest.raises(ValueError, match="dataset"):
