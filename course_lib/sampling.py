@@ -390,6 +390,21 @@ def valid_image_spans(vocab: MixedVocabulary, spans: torch.Tensor) -> torch.Tens
     return vocab.is_image(spans[:, :n]).all(1) & (spans[:, n] == EOI)
 
 
+def _image_first_prompts(model, vocab: MixedVocabulary, codes: torch.Tensor, text_ids: list[int] = ()) -> torch.Tensor:
+    """codes (N, h, w) long (checked) -> (N, 2 + h*w + 2 + len(text_ids)) ids ``[<bos>, <boi>, codes, <eoi>,
+    <bot>] + text_ids`` on the model's device: the prompt of image -> text."""
+    _check_model_vocab(model, vocab)
+    check_tensor("codes", codes, ndim=3, integer=True)
+    if tuple(codes.shape[1:]) != vocab.grid:
+        raise ValueError(f"codes must have shape (N, {vocab.grid[0]}, {vocab.grid[1]}); got {tuple(codes.shape)}")
+    check_codes("codes", codes, vocab.num_codes)
+    device = next(model.parameters()).device
+    ids = vocab.codes_to_ids(codes.reshape(len(codes), vocab.n_image_tokens)).to(device)
+    before = torch.tensor([BOS, BOI], device=device).expand(len(ids), 2)
+    after = torch.tensor([EOI, BOT, *text_ids], dtype=torch.long, device=device).expand(len(ids), -1)
+    return torch.cat([before, ids, after], dim=1)
+
+
 @torch.no_grad()
 def describe_images(model, vocab: MixedVocabulary, codes: torch.Tensor, *, temperature: float = 0.0,
                     top_k: int | None = None, max_words: int = 16, use_cache: bool = True,
@@ -398,21 +413,12 @@ def describe_images(model, vocab: MixedVocabulary, codes: torch.Tensor, *, tempe
 
     N = 0 gives ``[]``.
     """
-    _check_model_vocab(model, vocab)
-    check_tensor("codes", codes, ndim=3, integer=True)
-    if tuple(codes.shape[1:]) != vocab.grid:
-        raise ValueError(f"codes must have shape (N, {vocab.grid[0]}, {vocab.grid[1]}); got {tuple(codes.shape)}")
-    check_codes("codes", codes, vocab.num_codes)
     _check_temperature_top_k(temperature, top_k)
     check_int("max_words", max_words, min_value=1)
     check_int("batch_size", batch_size, min_value=1)
-    if len(codes) == 0:
+    prompts = _image_first_prompts(model, vocab, codes)
+    if len(prompts) == 0:
         return []
-    device = next(model.parameters()).device
-    ids = vocab.codes_to_ids(codes.reshape(len(codes), -1)).to(device)
-    prefix = torch.tensor([BOS, BOI], device=device).expand(len(ids), 2)
-    suffix = torch.tensor([EOI, BOT], device=device).expand(len(ids), 2)
-    prompts = torch.cat([prefix, ids, suffix], dim=1)
     room = model.config.block_size - prompts.shape[1]
     if room < 1:
         raise ValueError(f"the model's block_size {model.config.block_size} leaves no room for a caption after "
@@ -440,10 +446,6 @@ def word_logits_after_image(model, vocab: MixedVocabulary, codes: torch.Tensor, 
     (prefix ``"a handwritten"``, words ``"zero"`` ... ``"nine"``).
     """
     _check_model_vocab(model, vocab)
-    check_tensor("codes", codes, ndim=3, integer=True)
-    if tuple(codes.shape[1:]) != vocab.grid:
-        raise ValueError(f"codes must have shape (N, {vocab.grid[0]}, {vocab.grid[1]}); got {tuple(codes.shape)}")
-    check_codes("codes", codes, vocab.num_codes)
     if not isinstance(prefix, str):
         raise TypeError(f"prefix must be a string (words before the scored one, may be empty); got "
                         f"{type(prefix).__name__}")
@@ -456,24 +458,16 @@ def word_logits_after_image(model, vocab: MixedVocabulary, codes: torch.Tensor, 
             raise ValueError(f"words[{i}] must be one word the vocabulary knows; got {w!r:.60}")
         word_ids.append(ids[0])
     check_int("batch_size", batch_size, min_value=1)
-    head = vocab.encode_text(prefix) if prefix.strip() else []
-    device = next(model.parameters()).device
-    length = 2 + vocab.n_image_tokens + 2 + len(head)
-    if length > model.config.block_size:
-        raise ValueError(f"prefix is too long for the model: {length} tokens > block_size {model.config.block_size}")
+    prompts = _image_first_prompts(model, vocab, codes, vocab.encode_text(prefix) if prefix.strip() else [])
+    if prompts.shape[1] > model.config.block_size:
+        raise ValueError(f"prefix is too long for the model: {prompts.shape[1]} tokens > block_size "
+                         f"{model.config.block_size}")
     was_training = model.training
     model.eval()
-    ids = vocab.codes_to_ids(codes.reshape(len(codes), vocab.n_image_tokens)).to(device)
-    before = torch.tensor([BOS, BOI], device=device)
-    after = torch.tensor([EOI, BOT] + head, device=device)
-    cols = torch.tensor(word_ids, device=device)
-    out = []
-    for s in range(0, len(ids), batch_size):
-        chunk = ids[s:s + batch_size]
-        seq = torch.cat([before.expand(len(chunk), -1), chunk, after.expand(len(chunk), -1)], dim=1)
-        out.append(model(seq)[:, -1, cols].float())
+    cols = torch.tensor(word_ids, device=prompts.device)
+    out = [model(prompts[s:s + batch_size])[:, -1, cols].float() for s in range(0, len(prompts), batch_size)]
     model.train(was_training)
-    return torch.cat(out) if out else torch.empty(0, len(words), device=device)
+    return torch.cat(out) if out else torch.empty(0, len(words), device=prompts.device)
 
 
 def rerank(readings: torch.Tensor, asked: torch.Tensor) -> torch.Tensor:
