@@ -179,7 +179,8 @@ def fit(model: nn.Module, loss_fn: Callable, data, *, steps: int, batch_size: in
         device: torch.device | str | None = None, max_seconds: float | None = None,
         clip_grad: float | None = 1.0, weight_decay: float = 0.0, warmup_steps: int = 0,
         cosine: bool = False, seed: int = 0, desc: str = "training", history: History | None = None,
-        on_step: Callable[[int, History], None] | None = None, sync_every: int = SYNC_EVERY) -> History:
+        on_step: Callable[[int, History], None] | None = None, sync_every: int = SYNC_EVERY,
+        ema_decay: float | None = None) -> History:
     """Train ``model`` for exactly ``steps`` optimisation steps.
 
     ``max_seconds`` is only a guard: if it is hit, training stops early, loudly (see module doc).
@@ -191,6 +192,10 @@ def fit(model: nn.Module, loss_fn: Callable, data, *, steps: int, batch_size: in
     ``on_step(step, history)`` runs after each step (e.g. to log codebook usage) and sees the history
     up to that step, so with a hook the losses are read back from the device at every step (on a GPU,
     the host then waits for it at every step; on the CPU that costs nothing).
+    ``ema_decay``: keep an exponential moving average of the parameters (Polyak averaging; after
+    each step ``avg += (1 - ema_decay) * (param - avg)``, on the device) and leave the model holding
+    it at the end: the average of the last ~``1 / (1 - ema_decay)`` steps, which is usually a little
+    better than the last step's weights. The hook and the history see the raw weights during training.
     ``sync_every``: at most this many steps between read-backs of the losses (see module doc); a
     non-finite loss is caught at the read-back after it (``FloatingPointError`` naming its step), so
     the model may have taken up to ``sync_every`` more steps by then.
@@ -205,8 +210,14 @@ def fit(model: nn.Module, loss_fn: Callable, data, *, steps: int, batch_size: in
     check_int("sync_every", sync_every, min_value=1)
     if max_seconds is not None:
         check_float("max_seconds", max_seconds, min_value=0.0, strict_min=True)
+    if ema_decay is not None:
+        check_float("ema_decay", ema_decay, min_value=0.0, max_value=1.0)
+        if ema_decay >= 1.0:
+            raise ValueError(f"ema_decay must be below 1 (1 would never move the average); got {ema_decay}")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    average = [p.detach().clone() for p in params] if ema_decay is not None else None
     if optimizer is None:
         # fused AdamW on CUDA: one kernel for the whole update instead of one per parameter tensor
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay,
@@ -241,6 +252,9 @@ def fit(model: nn.Module, loss_fn: Callable, data, *, steps: int, batch_size: in
             if clip_grad is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
             optimizer.step()
+            if average is not None:
+                with torch.no_grad():
+                    torch._foreach_lerp_(average, [p.detach() for p in params], 1.0 - ema_decay)
             pending.add(loss, extra)
             if on_step is not None or len(pending) >= sync_every or time.perf_counter() - pending.last >= SYNC_SECONDS:
                 pending.flush()
@@ -274,6 +288,10 @@ def fit(model: nn.Module, loss_fn: Callable, data, *, steps: int, batch_size: in
         raise
     finally:
         bar.close()
+    if average is not None:
+        with torch.no_grad():
+            for p, avg in zip(params, average):
+                p.copy_(avg)
     history.seconds += time.perf_counter() - start
     model.eval()
     return history

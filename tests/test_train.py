@@ -288,3 +288,26 @@ def test_classifier_loss_logs_tensors_and_fit_turns_them_into_floats():
     assert isinstance(logged["accuracy"], torch.Tensor) and logged["accuracy"].ndim == 0
     hist = fit(DigitCNN(), _loss, (x, y), steps=3, batch_size=32)
     assert all(type(v) is float and 0.0 <= v <= 1.0 for v in hist.metrics["accuracy"])
+
+
+def test_ema_decay_leaves_the_moving_average_of_the_weights():
+    x, y = _problem()
+    torch.manual_seed(2)
+    model = nn.Linear(4, 1)
+    seen = [[p.detach().clone() for p in model.parameters()]]          # the start, then after every step
+    fit(model, _mse, (x, y), steps=6, batch_size=16, lr=0.1, seed=3, ema_decay=0.6,
+        on_step=lambda step, h: seen.append([p.detach().clone() for p in model.parameters()]))
+    want = [t.clone() for t in seen[0]]
+    for weights in seen[1:]:
+        want = [0.6 * a + 0.4 * w for a, w in zip(want, weights)]
+    for got, w in zip(model.parameters(), want):
+        assert torch.allclose(got.detach(), w, atol=1e-6)
+    assert not torch.allclose(model.weight.detach(), seen[-1][0])  # not the last step's weights
+    torch.manual_seed(2)
+    raw = nn.Linear(4, 1)
+    fit(raw, _mse, (x, y), steps=6, batch_size=16, lr=0.1, seed=3, ema_decay=0.0)    # 0: the last weights
+    assert torch.equal(raw.weight.detach(), seen[-1][0])
+    for bad, match in ((1.0, "ema_decay must be below 1"), (-0.1, "ema_decay must be >= 0"),
+                       ("0.9", "ema_decay")):
+        with pytest.raises((ValueError, TypeError), match=match):
+            fit(nn.Linear(4, 1), _mse, (x, y), steps=1, ema_decay=bad)
