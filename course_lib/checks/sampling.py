@@ -252,15 +252,15 @@ def _rerank_case():
             return readings, asked
 
 
-def _by(score):
-    return lambda readings, asked: score(readings, asked).argmax(1)
+def _asked(scores, asked):
+    """scores (P, n, C), asked (P,) -> (P, n): each candidate's score of the class its prompt asked for."""
+    return scores.gather(-1, asked[:, None, None].expand(-1, scores.shape[1], 1)).squeeze(-1)
 
 
 _RERANK_MISTAKES = {
-    "raw": _by(lambda r, a: r.gather(-1, a[:, None, None].expand(-1, r.shape[1], 1)).squeeze(-1)),
-    "confident": _by(lambda r, a: r.softmax(-1).amax(-1)),
-    "lowest": lambda r, a: r.log_softmax(-1).gather(-1, a[:, None, None].expand(-1, r.shape[1], 1)).squeeze(-1).argmin(1),
-    "candidates_axis": _by(lambda r, a: r.softmax(1).gather(-1, a[:, None, None].expand(-1, r.shape[1], 1)).squeeze(-1)),
+    "raw": lambda r, a: _asked(r, a).argmax(1),          # a softmax over the candidates axis picks the same
+    "confident": lambda r, a: r.softmax(-1).amax(-1).argmax(1),
+    "lowest": lambda r, a: _asked(r.log_softmax(-1), a).argmin(1),
 }
 
 
@@ -286,14 +286,12 @@ def check_rerank(fn) -> str:
     hints = {
         "raw": "you compared the raw logits of the asked class across candidates. Logits are only defined up to a "
                "constant per candidate (adding 5 to every logit of a row leaves its softmax unchanged), so a "
-               "candidate with large logits everywhere wins without favouring the asked class. Turn each "
-               "candidate's logits into probabilities over the classes first (softmax or log_softmax over the "
-               "last axis), then compare",
+               "candidate with large logits everywhere wins without favouring the asked class (a softmax over the "
+               "candidates axis, dim 1, picks the same). Turn each candidate's logits into probabilities over the "
+               "classes first (softmax or log_softmax over the last axis), then compare",
         "confident": "you picked the candidate the model is most sure about, whatever class it reads. Score each "
                      "candidate by the probability of the ASKED class (asked[p]) instead",
         "lowest": "you picked the candidate with the LOWEST probability of the asked class; take the highest",
-        "candidates_axis": "the softmax was taken over the candidates axis (dim 1); it belongs over the classes "
-                           "(the last axis): the question is how strongly each candidate reads as the asked class",
     }
     for name, mistake in _RERANK_MISTAKES.items():
         if torch.equal(got, mistake(readings, asked)):
