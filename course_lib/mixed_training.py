@@ -63,7 +63,7 @@ def mixed_recipe(dataset: str, profile=None, tokenizer: ImageTokenizer | None = 
         recipe.update(profile.choose(
             smoke=dict(d_model=32, n_layer=2, n_head=2, batch_size=32, steps=600, n_shifts=1, ema_decay=None),
             # classroom: 4,000 steps, all eight shifts and the weight average read and draw the digits better than
-            # 2,600 steps and four shifts (see the closing note of the change that made it)
+            # 2,600 steps and four shifts (test captions 97.8% vs 96.2% on the 2-core AMD EPYC, notebook 06)
             classroom=dict(steps=4000, n_shifts=8),
             gpu=dict(d_model=256, n_layer=6, n_head=8, batch_size=128, steps=4000, n_shifts=8)))
     else:

@@ -216,8 +216,8 @@ def fit(model: nn.Module, loss_fn: Callable, data, *, steps: int, batch_size: in
             raise ValueError(f"ema_decay must be below 1 (1 would never move the average); got {ema_decay}")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device).train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    average = [p.detach().clone() for p in params] if ema_decay is not None else None
+    params = [p.detach() for p in model.parameters() if p.requires_grad]   # views: they follow the updates
+    average = [p.clone() for p in params] if ema_decay is not None else None
     if optimizer is None:
         # fused AdamW on CUDA: one kernel for the whole update instead of one per parameter tensor
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay,
@@ -254,7 +254,7 @@ def fit(model: nn.Module, loss_fn: Callable, data, *, steps: int, batch_size: in
             optimizer.step()
             if average is not None:
                 with torch.no_grad():
-                    torch._foreach_lerp_(average, [p.detach() for p in params], 1.0 - ema_decay)
+                    torch._foreach_lerp_(average, params, 1.0 - ema_decay)
             pending.add(loss, extra)
             if on_step is not None or len(pending) >= sync_every or time.perf_counter() - pending.last >= SYNC_SECONDS:
                 pending.flush()
@@ -289,9 +289,7 @@ def fit(model: nn.Module, loss_fn: Callable, data, *, steps: int, batch_size: in
     finally:
         bar.close()
     if average is not None:
-        with torch.no_grad():
-            for p, avg in zip(params, average):
-                p.copy_(avg)
+        torch._foreach_copy_(params, average)
     history.seconds += time.perf_counter() - start
     model.eval()
     return history
