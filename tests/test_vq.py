@@ -75,6 +75,39 @@ def test_dead_code_restart_revives_codes():
     assert fixed.codebook.mean().item() > 3.0
 
 
+def test_usage_decay_sets_the_time_scale_of_dead_code_detection():
+    """usage_decay: the usage count is an EMA with its own decay (default: ``decay``), so a code the data
+    left is declared dead after fewer batches, while the code positions keep ``decay``."""
+    z_a = torch.zeros(1, 1, 1, 1)                       # every vector on code 0 (at 0)
+    counts = torch.tensor([1.0, 0.0])
+    for usage_decay, expected in ((None, 0.95), (0.5, 0.5)):
+        vq = VectorQuantizer(2, 1, ema=True, decay=0.95, usage_decay=usage_decay)
+        with torch.no_grad():
+            vq.codebook.copy_(torch.tensor([[0.0], [10.0]]))
+            vq.embed_sum.copy_(vq.codebook)
+        vq.train()
+        vq(z_a)
+        assert vq.usage_decay == expected
+        assert torch.allclose(vq.usage, expected * torch.ones(2) + (1 - expected) * counts)
+        assert torch.allclose(vq.cluster_size, 0.95 * torch.ones(2) + 0.05 * counts)   # positions: still decay
+    # code 1 is never used: with a fast usage decay it is restarted after fewer batches
+    def batches_until_restart(usage_decay):
+        vq = VectorQuantizer(2, 1, ema=True, decay=0.95, dead_threshold=0.5, usage_decay=usage_decay)
+        with torch.no_grad():
+            vq.codebook.copy_(torch.tensor([[0.0], [10.0]]))
+            vq.embed_sum.copy_(vq.codebook)
+        vq.train()
+        for n in range(1, 100):
+            vq(z_a)
+            if vq.restarts:
+                return n
+    # usage starts at 1 and falls as decay^n: below 0.5 after 2 batches (0.5^2) or 14 (0.95^14)
+    assert batches_until_restart(0.5) == 2 and batches_until_restart(None) == 14
+    assert "usage_decay=0.8" in repr(VectorQuantizer(4, 2, ema=True, usage_decay=0.8))
+    with pytest.raises(ValueError, match="usage_decay"):
+        VectorQuantizer(4, 2, usage_decay=1.5)
+
+
 def test_rotation_trick_keeps_the_codes_and_rotates_the_gradient():
     """rotate_to returns the codes; the gradient reaching z is lambda R^T g with R the rotation taking z's
     direction to the code's (checked against the matrix built by hand) and lambda = |e| / |z|."""

@@ -217,6 +217,10 @@ class VectorQuantizer(nn.Module):
       dead_threshold: after each training step, any code whose EMA usage count (expected number
         of vectors per batch, decay ``decay``) is below this is replaced by a random latent vector
         of the batch ("dead-code restart"); 0 turns it off.
+      usage_decay: the decay of that usage count (default: ``decay``). Two time scales: a code's
+        position is an average over the last ~1 / (1 - decay) batches, while "is it still used?" can
+        be answered from fewer (e.g. 0.8: ~5 batches), so a code the encoder has left is restarted
+        sooner, where the data are (benchmarks/bench_vq.py measures what this buys).
       rotation: pass gradients to the encoder by the rotation trick (Fifty et al., 2024) instead of
         straight through: the output is still the code, computed as ``lambda * R z`` with R the rotation
         taking z's direction to the code's and lambda = |e| / |z|, both held constant, so the
@@ -234,7 +238,7 @@ class VectorQuantizer(nn.Module):
     def __init__(self, num_codes: int, dim: int, *, beta: float = 0.25, ema: bool = False,
                  decay: float = 0.99, eps: float = 1e-5, kmeans_init: bool = False, kmeans_iters: int = 10,
                  dead_threshold: float = 0.0, cosine: bool = False, rotation: bool = False,
-                 ema_warmup: bool = False):
+                 ema_warmup: bool = False, usage_decay: float | None = None):
         super().__init__()
         self.num_codes = check_int("num_codes", num_codes, min_value=2)
         self.dim = check_int("dim", dim, min_value=1)
@@ -248,6 +252,8 @@ class VectorQuantizer(nn.Module):
         self.cosine = bool(cosine)
         self.rotation = bool(rotation)
         self.ema_warmup = bool(ema_warmup)
+        self.usage_decay = self.decay if usage_decay is None else check_float("usage_decay", usage_decay,
+                                                                              min_value=0.0, max_value=1.0)
         self.updates = 0  # EMA updates so far (for ema_warmup; not saved)
         init = torch.randn(num_codes, dim)
         if not cosine:
@@ -266,7 +272,8 @@ class VectorQuantizer(nn.Module):
         return (f"num_codes={self.num_codes}, dim={self.dim}, beta={self.beta}, ema={self.ema}, "
                 f"decay={self.decay}, kmeans_init={self.kmeans_init}, dead_threshold={self.dead_threshold}, "
                 f"cosine={self.cosine}" + (", rotation=True" if self.rotation else "")
-                + (", ema_warmup=True" if self.ema_warmup else ""))
+                + (", ema_warmup=True" if self.ema_warmup else "")
+                + (f", usage_decay={self.usage_decay}" if self.usage_decay != self.decay else ""))
 
     def _norm(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(x, dim=-1) if self.cosine else x
@@ -350,7 +357,7 @@ class VectorQuantizer(nn.Module):
         counts = torch.bincount(idx, minlength=self.num_codes).float()
         if self.training:
             with torch.no_grad():
-                self.usage.mul_(self.decay).add_(counts, alpha=1 - self.decay)
+                self.usage.mul_(self.usage_decay).add_(counts, alpha=1 - self.usage_decay)
                 if self.ema:
                     self._ema_update(flat.detach(), idx, counts)
                 if self.dead_threshold > 0:
