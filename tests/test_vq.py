@@ -75,6 +75,13 @@ def test_dead_code_restart_revives_codes():
     assert fixed.codebook.mean().item() > 3.0
 
 
+def _codes_at_0_and_10(vq: VectorQuantizer) -> None:
+    """A 2-code, 1-d EMA quantizer with its codes at 0 and 10 and EMA sums consistent with them."""
+    with torch.no_grad():
+        vq.codebook.copy_(torch.tensor([[0.0], [10.0]]))
+        vq.embed_sum.copy_(vq.codebook)
+
+
 def test_usage_decay_sets_the_time_scale_of_dead_code_detection():
     """usage_decay: the usage count is an EMA with its own decay (default: ``decay``), so a code the data
     left is declared dead after fewer batches, while the code positions keep ``decay``."""
@@ -82,9 +89,7 @@ def test_usage_decay_sets_the_time_scale_of_dead_code_detection():
     counts = torch.tensor([1.0, 0.0])
     for usage_decay, expected in ((None, 0.95), (0.5, 0.5)):
         vq = VectorQuantizer(2, 1, ema=True, decay=0.95, usage_decay=usage_decay)
-        with torch.no_grad():
-            vq.codebook.copy_(torch.tensor([[0.0], [10.0]]))
-            vq.embed_sum.copy_(vq.codebook)
+        _codes_at_0_and_10(vq)
         vq.train()
         vq(z_a)
         assert vq.usage_decay == expected
@@ -93,9 +98,7 @@ def test_usage_decay_sets_the_time_scale_of_dead_code_detection():
     # code 1 is never used: with a fast usage decay it is restarted after fewer batches
     def batches_until_restart(usage_decay):
         vq = VectorQuantizer(2, 1, ema=True, decay=0.95, dead_threshold=0.5, usage_decay=usage_decay)
-        with torch.no_grad():
-            vq.codebook.copy_(torch.tensor([[0.0], [10.0]]))
-            vq.embed_sum.copy_(vq.codebook)
+        _codes_at_0_and_10(vq)
         vq.train()
         for n in range(1, 100):
             vq(z_a)
@@ -136,9 +139,7 @@ def test_rotation_trick_keeps_the_codes_and_rotates_the_gradient():
 def test_ema_warmup_starts_with_a_low_decay():
     """ema_warmup: the t-th EMA update uses min(decay, t / (t + 9)): 0.1, then 2/11, ..., later ``decay``."""
     vq = VectorQuantizer(2, 1, ema=True, decay=0.95, eps=0.0, ema_warmup=True)
-    with torch.no_grad():
-        vq.codebook.copy_(torch.tensor([[0.0], [10.0]]))
-        vq.embed_sum.copy_(vq.codebook)
+    _codes_at_0_and_10(vq)
     z = torch.tensor([1.0, 9.0, 11.0]).reshape(3, 1, 1, 1)
     vq.train()
     n, s = torch.ones(2), torch.tensor([[0.0], [10.0]])
@@ -151,9 +152,7 @@ def test_ema_warmup_starts_with_a_low_decay():
         vq(z)
     assert vq.updates == 302 and torch.allclose(vq.codebook, torch.tensor([[1.0], [10.0]]), atol=1e-4)
     plain = VectorQuantizer(2, 1, ema=True, decay=0.95, eps=0.0)
-    with torch.no_grad():
-        plain.codebook.copy_(torch.tensor([[0.0], [10.0]]))
-        plain.embed_sum.copy_(plain.codebook)
+    _codes_at_0_and_10(plain)
     plain.train()
     plain(z)
     assert torch.allclose(plain.cluster_size, 0.95 * torch.ones(2) + 0.05 * torch.tensor([1.0, 2.0]))

@@ -215,7 +215,7 @@ class VectorQuantizer(nn.Module):
         (decay ``decay``) instead of by gradient descent.
       kmeans_init: on the first training batch, set the codebook to k-means centroids of it.
       dead_threshold: after each training step, any code whose EMA usage count (expected number
-        of vectors per batch, decay ``decay``) is below this is replaced by a random latent vector
+        of vectors per batch, decay ``usage_decay``) is below this is replaced by a random latent vector
         of the batch ("dead-code restart"); 0 turns it off.
       usage_decay: the decay of that usage count (default: ``decay``). Two time scales: a code's
         position is an average over the last ~1 / (1 - decay) batches, while "is it still used?" can
