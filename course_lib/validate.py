@@ -121,11 +121,13 @@ def check_float(name: str, value, *, min_value: float | None = None, max_value: 
 def check_tensor(name: str, value, *, ndim: int | None = None, shape: Sequence[int | None] | None = None,
                  dtype: torch.dtype | Sequence[torch.dtype] | None = None, floating: bool = False,
                  integer: bool = False, finite: bool = False, nonempty: bool = False,
-                 what: str = "item") -> torch.Tensor:
+                 what: str = "item", hot: bool = False) -> torch.Tensor:
     """Check a tensor argument's type, rank, shape (``None`` = any size) and dtype.
 
     ``floating``: a float dtype; ``integer``: an integer dtype (not bool); ``finite``: no NaN or
     +-inf (:func:`check_finite`); ``nonempty``: at least one ``what`` along the first axis.
+    ``hot``: the call sits in a hot loop (a forward pass, a loss): the finite check then reads values
+    only where :func:`reads_values` allows; type, rank, shape and dtype are always checked.
     A tensor on the ``meta`` device (no data) is always rejected.
 
     Example: ``check_tensor("x", x, shape=(None, 1, 28, 28), floating=True, finite=True)``.
@@ -160,12 +162,17 @@ def check_tensor(name: str, value, *, ndim: int | None = None, shape: Sequence[i
     if nonempty and (value.ndim == 0 or value.shape[0] == 0):
         raise ValueError(f"{name} must hold at least one {what}; got shape {tuple(value.shape)}")
     if finite:
-        check_finite(name, value)
+        check_finite(name, value, hot=hot)
     return value
 
 
-def check_finite(name: str, value: torch.Tensor) -> torch.Tensor:
-    """Float tensors must hold no NaN or +-inf; the message counts them. Other dtypes pass."""
+def check_finite(name: str, value: torch.Tensor, *, hot: bool = False) -> torch.Tensor:
+    """Float tensors must hold no NaN or +-inf; the message counts them. Other dtypes pass.
+
+    hot: the call sits in a hot loop; the values are then read only where :func:`reads_values` allows
+    (on a GPU a NaN made during training is still caught when ``fit`` reads the losses back)."""
+    if hot and not reads_values(value):
+        return value
     if (value.is_floating_point() or value.is_complex()) and value.numel() and not bool(torch.isfinite(value).all()):
         n_nan, n_inf = int(torch.isnan(value).sum()), int(torch.isinf(value).sum())
         parts = [f"{n} {kind} value{'s' if n != 1 else ''}" for n, kind in ((n_nan, "NaN"), (n_inf, "infinite")) if n]

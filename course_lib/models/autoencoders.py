@@ -24,7 +24,7 @@ IMAGE_SHAPE = (1, 28, 28)
 def _check_images(name: str, x, nonempty: bool = False) -> torch.Tensor:
     """x: (B, 1, 28, 28) floating, finite (and with B >= 1 when ``nonempty``)."""
     return check_tensor(name, x, shape=(None, *IMAGE_SHAPE), floating=True, finite=True, nonempty=nonempty,
-                        what="image")
+                        what="image", hot=True)
 
 
 class ConvEncoder(nn.Module):
@@ -129,7 +129,7 @@ class Autoencoder(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """z: (B, latent_dim) finite, on the model's device -> x_hat: (B, 1, 28, 28)"""
-        check_tensor("z", z, shape=(None, self.latent_dim), floating=True, finite=True)
+        check_tensor("z", z, shape=(None, self.latent_dim), floating=True, finite=True, hot=True)
         return self.decoder(to_model("z", z, self))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -159,8 +159,8 @@ class ConvAutoencoder(Autoencoder):
 
 def reconstruction_mse(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Per-image mean squared error. x_hat, x: (B, 1, 28, 28) finite -> (B,)"""
-    check_tensor("x_hat", x_hat, floating=True, finite=True)
-    check_tensor("x", x, floating=True, finite=True)
+    check_tensor("x_hat", x_hat, floating=True, finite=True, hot=True)
+    check_tensor("x", x, floating=True, finite=True, hot=True)
     if x_hat.shape != x.shape:
         raise ValueError(f"x_hat must have the same shape as x {tuple(x.shape)}; got shape {tuple(x_hat.shape)}")
     return ((x_hat - x) ** 2).flatten(1).mean(1)

@@ -34,7 +34,7 @@ class DigitCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, 1, 28, 28) finite, on the model's device (float64 is converted) -> logits (B, 10)."""
-        check_tensor("x", x, shape=(None, 1, 28, 28), floating=True, finite=True)
+        check_tensor("x", x, shape=(None, 1, 28, 28), floating=True, finite=True, hot=True)
         return self.head(self.features(to_model("x", x, self)))
 
 

@@ -36,11 +36,12 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Gene
 
     mu, logvar: (B, D) -> z: (B, D) = mu + exp(logvar / 2) * eps, eps ~ N(0, I).
     """
-    check_tensor("mu", mu, floating=True, finite=True)
-    check_tensor("logvar", logvar, floating=True, finite=True)
+    check_tensor("mu", mu, floating=True, finite=True, hot=True)
+    check_tensor("logvar", logvar, floating=True, finite=True, hot=True)
     if mu.shape != logvar.shape:
         raise ValueError(f"logvar must have the same shape as mu {tuple(mu.shape)}; got shape {tuple(logvar.shape)}")
-    eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype).to(mu.device)
+    eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype,   # drawn on the device (no host copy)
+                      device=mu.device if generator is None else generator.device).to(mu.device)
     return mu + torch.exp(0.5 * logvar) * eps
 
 
@@ -49,8 +50,8 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
     mu, logvar: (B, D) -> (B,). Closed form: 0.5 * sum(mu^2 + exp(logvar) - 1 - logvar).
     """
-    check_tensor("mu", mu, ndim=2, floating=True, finite=True)
-    check_tensor("logvar", logvar, ndim=2, floating=True, finite=True)
+    check_tensor("mu", mu, ndim=2, floating=True, finite=True, hot=True)
+    check_tensor("logvar", logvar, ndim=2, floating=True, finite=True, hot=True)
     if mu.shape != logvar.shape:
         raise ValueError(f"logvar must have the same shape as mu {tuple(mu.shape)}; got shape {tuple(logvar.shape)}")
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
@@ -61,8 +62,8 @@ def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
     logits, x: (B, 1, 28, 28) (x in [0, 1]; grey levels allowed) -> (B,) nats per image.
     """
-    check_tensor("logits", logits, floating=True, finite=True)
-    check_tensor("x", x, floating=True, finite=True)
+    check_tensor("logits", logits, floating=True, finite=True, hot=True)
+    check_tensor("x", x, floating=True, finite=True, hot=True)
     if logits.shape != x.shape:
         raise ValueError(f"logits must have the same shape as x {tuple(x.shape)}; got shape {tuple(logits.shape)}")
     return F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
@@ -70,7 +71,7 @@ def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 def log_normal(z: torch.Tensor, mu: torch.Tensor | float = 0.0, logvar: torch.Tensor | float = 0.0) -> torch.Tensor:
     """log N(z; mu, diag(exp(logvar))), summed over the last dim. z: (..., D) -> (...)"""
-    check_tensor("z", z, floating=True, finite=True)
+    check_tensor("z", z, floating=True, finite=True, hot=True)
     logvar = torch.as_tensor(logvar, dtype=z.dtype, device=z.device)
     return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) / logvar.exp()).sum(-1)
 
@@ -110,13 +111,13 @@ class VAE(nn.Module):
 
         float64/float16 input is converted to the model's dtype (see ``course_lib.validate``).
         """
-        check_tensor("x", x, shape=(None, *IMAGE_SHAPE), floating=True, finite=True)
+        check_tensor("x", x, shape=(None, *IMAGE_SHAPE), floating=True, finite=True, hot=True)
         mu, logvar = self.encoder(to_model("x", x, self)).chunk(2, dim=1)
         return mu, logvar
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """z: (B, latent_dim) finite, on the model's device -> logits (B, 1, 28, 28)."""
-        check_tensor("z", z, shape=(None, self.latent_dim), floating=True, finite=True)
+        check_tensor("z", z, shape=(None, self.latent_dim), floating=True, finite=True, hot=True)
         return self.decoder(to_model("z", z, self))
 
     def forward(self, x: torch.Tensor):

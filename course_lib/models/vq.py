@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..validate import check_choice, check_codes, check_float, check_int, check_tensor, to_model
+from ..validate import check_choice, check_codes, check_float, check_int, check_tensor, reads_values, to_model
 
 __all__ = ["QuantizerOutput", "nearest_code", "kmeans", "perplexity", "code_counts", "VectorQuantizer",
            "FSQ", "ResidualVQ", "Encoder", "Decoder", "VQVAE", "build_quantizer", "vqvae_loss"]
@@ -87,8 +87,8 @@ def nearest_code(vectors: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     (float64) are converted to the codebook's. The distances are float32 (float64 for a float64
     codebook) whatever the autocast context: see the module doc for why bf16 would pick wrong codes.
     """
-    check_tensor("vectors", vectors, ndim=2, floating=True, finite=True)
-    check_tensor("codebook", codebook, ndim=2, floating=True, finite=True, nonempty=True, what="code")
+    check_tensor("vectors", vectors, ndim=2, floating=True, finite=True, hot=True)
+    check_tensor("codebook", codebook, ndim=2, floating=True, finite=True, nonempty=True, what="code", hot=True)
     if vectors.shape[1] != codebook.shape[1]:
         raise ValueError(f"vectors and codebook must have the same width D; got {vectors.shape[1]} and "
                          f"{codebook.shape[1]}")
@@ -266,7 +266,18 @@ class VectorQuantizer(nn.Module):
         self.register_buffer("embed_sum", init.clone())                   # EMA sums (EMA mode)
         self.register_buffer("usage", torch.ones(num_codes))               # EMA counts for dead codes
         self.register_buffer("initialized", torch.tensor(not self.kmeans_init))
-        self.restarts = 0  # how many codes were restarted (not saved)
+        self._needs_init = self.kmeans_init  # mirrors ``initialized`` on the host: no device read per step
+        self._restarts = 0                   # restarts counted on the host (the CPU path) ...
+        self._restarts_on_device = None      # ... and on an accelerator, as a 0-d tensor read only when asked
+
+    @property
+    def restarts(self) -> int:
+        """How many codes were restarted so far (not saved). On an accelerator, reading it waits for the device."""
+        return self._restarts + (0 if self._restarts_on_device is None else int(self._restarts_on_device))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._needs_init = not bool(self.initialized)   # loading is not a hot path: one read here
 
     def extra_repr(self) -> str:
         return (f"num_codes={self.num_codes}, dim={self.dim}, beta={self.beta}, ema={self.ema}, "
@@ -289,6 +300,7 @@ class VectorQuantizer(nn.Module):
         self.embed_sum.copy_(centroids)
         self.cluster_size.fill_(1.0)
         self.initialized.fill_(True)
+        self._needs_init = False
 
     @torch.no_grad()
     def _ema_update(self, flat: torch.Tensor, idx: torch.Tensor, counts: torch.Tensor) -> None:
@@ -314,12 +326,14 @@ class VectorQuantizer(nn.Module):
         self.codebook.data.copy_(self.embed_sum / smoothed[:, None])
 
     @torch.no_grad()
-    def _restart_dead(self, flat: torch.Tensor) -> int:
+    def _restart_dead(self, flat: torch.Tensor) -> None:
         """Replace codes whose usage is below ``dead_threshold`` by random vectors of the batch."""
         dead = self.usage < self.dead_threshold
+        if not reads_values(dead):
+            return self._restart_dead_on_device(flat, dead)
         n_dead = int(dead.sum())
         if n_dead == 0:
-            return 0
+            return
         pick = torch.randint(flat.shape[0], (n_dead,), device=flat.device)
         new = flat[pick]
         self.codebook.data[dead] = new
@@ -327,12 +341,26 @@ class VectorQuantizer(nn.Module):
         if self.ema:
             self.cluster_size[dead] = self.dead_threshold
             self.embed_sum[dead] = new * self.dead_threshold
-        self.restarts += n_dead
-        return n_dead
+        self._restarts += n_dead
+
+    @torch.no_grad()
+    def _restart_dead_on_device(self, flat: torch.Tensor, dead: torch.Tensor) -> None:
+        """:meth:`_restart_dead` without reading the device: a candidate vector is drawn for every code
+        and kept where the code is dead (the same rule; other random draws than the CPU path's, which
+        draws only as many as there are dead codes)."""
+        new = flat[torch.randint(flat.shape[0], (self.num_codes,), device=flat.device)]
+        self.codebook.data.copy_(torch.where(dead[:, None], new, self.codebook.data))
+        threshold = torch.full_like(self.usage, self.dead_threshold)
+        self.usage.copy_(torch.where(dead, threshold, self.usage))
+        if self.ema:
+            self.cluster_size.copy_(torch.where(dead, threshold, self.cluster_size))
+            self.embed_sum.copy_(torch.where(dead[:, None], new * self.dead_threshold, self.embed_sum))
+        count = dead.sum()
+        self._restarts_on_device = count if self._restarts_on_device is None else self._restarts_on_device + count
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         """z: (B, D, H, W) finite -> :class:`QuantizerOutput` (straight-through z_q, indices (B, H, W), loss)."""
-        check_tensor("z", z, ndim=4, floating=True, finite=True)
+        check_tensor("z", z, ndim=4, floating=True, finite=True, hot=True)
         if z.shape[1] != self.dim:
             raise ValueError(f"z must have {self.dim} channels (the code width); got shape {tuple(z.shape)}")
         with _float32(z.device):
@@ -341,7 +369,7 @@ class VectorQuantizer(nn.Module):
     def _quantize(self, z: torch.Tensor) -> QuantizerOutput:
         """:meth:`forward` after its checks: z (B, D, H, W) float32, autocast off."""
         flat = self._norm(_flatten(z))
-        if self.training and not bool(self.initialized):
+        if self.training and self._needs_init:
             self._init_kmeans(flat.detach())
         codebook = self.get_codebook()
         idx = nearest_code(flat.detach(), codebook.detach())
@@ -419,7 +447,7 @@ class FSQ(nn.Module):
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         """z: (B, D, H, W) finite -> QuantizerOutput with indices (B, H, W) in 0..prod(levels)-1."""
-        check_tensor("z", z, ndim=4, floating=True, finite=True)
+        check_tensor("z", z, ndim=4, floating=True, finite=True, hot=True)
         if z.shape[1] != self.dim:
             raise ValueError(f"z must have {self.dim} channels; got shape {tuple(z.shape)}")
         digits = self._digits(self.project_in(z.float()))  # (B, L, H, W)
@@ -453,7 +481,7 @@ class ResidualVQ(nn.Module):
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         """z: (B, D, H, W) finite -> QuantizerOutput with indices (B, H, W, num_stages)."""
-        check_tensor("z", z, ndim=4, floating=True, finite=True)
+        check_tensor("z", z, ndim=4, floating=True, finite=True, hot=True)
         residual = z.float()
         total = torch.zeros_like(residual)
         loss = z.new_zeros(())
@@ -581,7 +609,7 @@ class VQVAE(nn.Module):
         s = self.image_size
         if tuple(x.shape[1:]) != (self.channels, s, s):
             raise ValueError(f"x must have shape (B, {self.channels}, {s}, {s}); got shape {tuple(x.shape)}")
-        check_tensor("x", x, finite=True)
+        check_tensor("x", x, finite=True, hot=True)
         return to_model("x", x, self)
 
     def forward(self, x: torch.Tensor):
