@@ -109,7 +109,7 @@ class AudioVQVAE(nn.Module):
         self.decoder = nn.Sequential(*dec)
 
     def _check_x(self, x: torch.Tensor) -> torch.Tensor:
-        check_tensor("x", x, shape=(None, N_MELS, self.n_frames), floating=True, finite=True)
+        check_tensor("x", x, shape=(None, N_MELS, self.n_frames), floating=True, finite=True, hot=True)
         return to_model("x", x, self)
 
     def _quantize(self, x: torch.Tensor):

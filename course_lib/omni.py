@@ -307,13 +307,12 @@ class OmniData:
         if len(task_mix) != len(TASKS) or min(task_mix) < 0 or abs(sum(task_mix) - 1) > 1e-6:
             raise ValueError(f"task_mix must be {len(TASKS)} shares ({', '.join(TASKS)}) >= 0 summing to 1; got {task_mix!r}")
         self.task_mix = torch.tensor([float(m) for m in task_mix])
+        self._task_columns: dict[int, torch.Tensor] = {}   # batch size -> the unshuffled task column
         self.generator = torch.Generator(self.device).manual_seed(seed + seed_offset())
 
     def batch(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         g, dev, B = self.generator, self.device, check_int("batch_size", batch_size, min_value=1)
-        counts = (self.task_mix * B).floor().long()
-        counts[(self.task_mix * B - counts).argsort(descending=True)[:B - int(counts.sum())]] += 1   # largest remainders
-        task = torch.repeat_interleave(torch.arange(len(TASKS)), counts).to(dev)[torch.randperm(B, generator=g, device=dev)]
+        task = self._task_column(B)[torch.randperm(B, generator=g, device=dev)]
         digit = torch.randint(10, (B,), generator=g, device=dev)
         i = self.image_start[digit] + (torch.rand(B, generator=g, device=dev) * self.image_count[digit]).long()
         a = self.audio_start[digit] + (torch.rand(B, generator=g, device=dev) * self.audio_count[digit]).long()
@@ -324,6 +323,15 @@ class OmniData:
             task = torch.where((u < self.p_uncond_say) & (task == T2S), UNCOND_SAY, task)
         seq = omni_sequences(self.vocab, task, digit, self.image_ids[i, version], self.audio_ids[a], self.block_size)
         return seq, task
+
+    def _task_column(self, B: int) -> torch.Tensor:
+        """(B,) task ids on the device, ``task_mix`` split by largest remainders: worked out once per batch
+        size (no per-step host work), then shuffled by :meth:`batch`."""
+        if B not in self._task_columns:
+            counts = (self.task_mix * B).floor().long()
+            counts[(self.task_mix * B - counts).argsort(descending=True)[:B - int(counts.sum())]] += 1
+            self._task_columns[B] = torch.repeat_interleave(torch.arange(len(TASKS)), counts).to(self.device)
+        return self._task_columns[B]
 
     def batches(self, batch_size: int):
         while True:

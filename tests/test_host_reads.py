@@ -6,39 +6,17 @@ On a GPU every read of a tensor's value (``bool``, ``int``, ``float``, ``.item()
 a GPU without strict checks (``reads_values`` -> False) and count the reads course_lib's model code
 makes during training steps: there must be none. The CPU path itself is unchanged (other tests pin its
 numbers), and the accelerator path of the dead-code restart is checked against the rule it implements.
+The fixture ``as_on_a_gpu`` lives in conftest.py (the transformer tests use it too).
 """
-
-import sys
 
 import pytest
 import torch
 
 import course_lib.models.vq as vq_module
-import course_lib.validate as validate
 from course_lib.models.autoencoders import ConvAutoencoder, ae_loss
 from course_lib.models.classifier import DigitCNN
 from course_lib.models.vae import VAE, vae_loss
 from course_lib.models.vq import FSQ, VQVAE, ResidualVQ, VectorQuantizer, vqvae_loss
-
-READS = ("__bool__", "__int__", "__float__", "__index__", "item", "tolist", "cpu")
-
-
-@pytest.fixture
-def as_on_a_gpu(monkeypatch):
-    """reads_values -> False everywhere course_lib asks; returns the list of reads made from its models."""
-    monkeypatch.setattr(validate, "reads_values", lambda t: False)
-    monkeypatch.setattr(vq_module, "reads_values", lambda t: False)
-    reads = []
-    for name in READS:
-        original = getattr(torch.Tensor, name)
-
-        def spy(self, *args, _name=name, _original=original, **kwargs):
-            caller = sys._getframe(1).f_code.co_filename.replace("\\", "/")
-            if "/course_lib/models/" in caller or caller.endswith("/course_lib/validate.py"):
-                reads.append((_name, caller.rsplit("/", 1)[-1], sys._getframe(1).f_lineno))
-            return _original(self, *args, **kwargs)
-        monkeypatch.setattr(torch.Tensor, name, spy)
-    return reads
 
 
 def _steps(model, loss_fn, batch, n=3):
@@ -121,3 +99,24 @@ def test_kmeans_init_flag_follows_a_loaded_state():
     trained.load_state_dict(untrained_state)
     trained(torch.randn(2, 2, 3, 3) + 100.0)      # k-means runs again: the codes move onto the data
     assert trained.codebook.detach().mean() > 50
+
+
+def test_speech_models_and_mixed_batches_read_nothing_back(as_on_a_gpu):
+    """Notebook 08's audio tokenizer and speech judge, and notebook 05's batch drawing: no host read per step."""
+    from course_lib.audio_tokenizer import AudioVQVAE, audio_vqvae_loss
+    from course_lib.speech_features import N_MELS
+    from course_lib.mixed_data import MixedSequenceData
+    from course_lib.models.speech_judge import SpeechJudge, _loss as judge_loss
+    from course_lib.vocabulary import MixedVocabulary, WordTokenizer
+    torch.manual_seed(0)
+    mels = torch.rand(4, N_MELS, 32) * 4 - 8
+    tokenizer = AudioVQVAE(VectorQuantizer(16, 8, ema=True, dead_threshold=1.0), hidden=16, dim=8, n_frames=32)
+    _steps(tokenizer, audio_vqvae_loss, (mels,))
+    _steps(SpeechJudge(width=8), judge_loss, (mels, torch.tensor([0, 1, 2, 3])))
+    captions = ["a handwritten seven", "the digit three", "a one", "the number six"]
+    data = MixedSequenceData(MixedVocabulary(WordTokenizer.from_texts(captions), 8, (2, 2)),
+                             torch.randint(0, 8, (4, 2, 2)), captions)
+    as_on_a_gpu.clear()                      # building the data (checked once, on the host) is not the step
+    for _ in range(3):
+        data.batch(4)
+    assert as_on_a_gpu == []

@@ -372,3 +372,17 @@ def test_draw_heard_with_guidance_writes_the_word_then_a_guided_image(monkeypatc
         omni._guided_start(v, S2T, T_AUD)
     with pytest.raises(ValueError, match="guidance_scale"):
         draw_heard(model, v, codes, guidance_scale=-1.0)
+
+
+def test_a_training_step_reads_nothing_back_from_the_device(as_on_a_gpu):
+    """Omni training (notebook 08): drawing a batch on the data's device, the forward pass and the
+    weighted loss make no host read where reads cost a round trip (``as_on_a_gpu`` in conftest.py)."""
+    v = vocab()
+    data = tiny_data(v)
+    model = new_omni_model(omni_recipe("smoke"), v, data.block_size).train()
+    data.batch(16)                           # the first batch of a size splits task_mix once, on the host
+    as_on_a_gpu.clear()                      # building the data (checked once, on the host) is not the step
+    for _ in range(2):
+        loss, _ = omni_loss(model, data.batch(16), data.weights, data.targets)
+        loss.backward()
+    assert as_on_a_gpu == []

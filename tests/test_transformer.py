@@ -158,3 +158,15 @@ def test_count_copies_accepts_versions_of_each_training_grid():
     spans = torch.stack([train[1, 2].flatten(), torch.full((4,), 99)])
     assert count_copies(spans, train) == 1
     assert count_copies(spans, train.reshape(6, 4)) == count_copies(spans, train[:, :, None]) == 1
+
+
+def test_a_training_step_reads_nothing_back_from_the_device(vocab, as_on_a_gpu):
+    """Mixed-sequence training (notebook 05): forward, weighted loss and backward make no host read
+    where reads cost a round trip (``as_on_a_gpu`` in conftest.py)."""
+    model = make_model(vocab, block_size=30).train()
+    batch = (mixed_directions(vocab), torch.tensor([T2I, I2T]))
+    as_on_a_gpu.clear()                       # building the batch (checked once, on the host) is not the step
+    for _ in range(2):
+        loss, _ = mixed_sequence_loss(model, batch)
+        loss.backward()
+    assert as_on_a_gpu == []

@@ -535,3 +535,22 @@ def test_cell_accuracy_reads_the_encoder_head(tiny):
     assert acc["empty"] == 1.0 and acc["objects"] == 0.0 and acc["color"] == 0.0
     with pytest.raises(ValueError, match="no vision encoder"):
         cell_accuracy(new_vqa_model("blind", recipe, train.vocab), train)
+
+
+@pytest.mark.parametrize("kind", ["early", "cross"])
+def test_a_training_step_reads_nothing_back_from_the_device(tiny, kind, as_on_a_gpu, monkeypatch):
+    """VQA training (notebook 07), both fusions: the answer and pointing losses and the describe stage make
+    no host read where reads cost a round trip (``as_on_a_gpu`` in conftest.py)."""
+    from course_lib.vqa import description_loss
+    recipe, train, _ = tiny
+    model = new_vqa_model(kind, recipe, train.vocab).train()
+    batch = tuple(t[:8] for t in train.tensors())
+    for _ in range(2):
+        loss, parts = vqa_loss(model, batch)
+        loss.backward()
+    description_loss(model, tuple(t[:8] for t in train.describe_tensors()))[0].backward()
+    assert as_on_a_gpu == []
+    monkeypatch.undo()                       # the CPU path (reads the mask) gives the same loss
+    cpu_loss, cpu_parts = vqa_loss(model, batch)
+    torch.testing.assert_close(loss, cpu_loss)
+    assert parts.keys() == cpu_parts.keys()

@@ -46,8 +46,9 @@ LOG_MEL_MEAN, LOG_MEL_STD = -6.0, 4.0  # a fixed standardisation of log-mels (si
 MIN_FRAMES = 8
 
 
-def _check_log_mels(name: str, x, nonempty: bool = False) -> torch.Tensor:
-    check_tensor(name, x, shape=(None, N_MELS, None), floating=True, finite=True, nonempty=nonempty, what="clip")
+def _check_log_mels(name: str, x, nonempty: bool = False, hot: bool = False) -> torch.Tensor:
+    check_tensor(name, x, shape=(None, N_MELS, None), floating=True, finite=True, nonempty=nonempty, what="clip",
+                 hot=hot)
     if x.shape[-1] < MIN_FRAMES:
         raise ValueError(f"{name} must have at least {MIN_FRAMES} frames (last axis); got shape {tuple(x.shape)}")
     return x
@@ -69,7 +70,7 @@ class SpeechJudge(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, 80, frames) finite log-mels on the model's device -> logits (B, 10)."""
-        x = to_model("x", _check_log_mels("x", x), self)
+        x = to_model("x", _check_log_mels("x", x, hot=True), self)
         h = self.features((x - LOG_MEL_MEAN) / LOG_MEL_STD)  # (B, 2 * width, frames // 4)
         return self.head(h.amax(dim=-1))
 
@@ -78,15 +79,16 @@ def augment_log_mels(x: torch.Tensor, max_delay: int = 16, max_gain: float = 1.0
                      generator: torch.Generator | None = None) -> torch.Tensor:
     """A random delay (each clip rolled right by 0..``max_delay`` frames; the silent end wraps to the
     front) and a random gain (``+-max_gain`` added in log units, floored at silence): (B, 80, F) -> same."""
-    _check_log_mels("x", x)
+    _check_log_mels("x", x, hot=True)
     max_delay = check_int("max_delay", max_delay, min_value=0, max_value=x.shape[-1] - 1)
     max_gain = check_float("max_gain", max_gain, min_value=0.0)
     b, _, frames = x.shape
     dev = x.device
-    delay = torch.randint(0, max_delay + 1, (b,), generator=generator).to(dev)
+    draw_on = dev if generator is None else generator.device   # noise drawn on the device (no host copy)
+    delay = torch.randint(0, max_delay + 1, (b,), generator=generator, device=draw_on).to(dev)
     idx = (torch.arange(frames, device=dev)[None] - delay[:, None]) % frames
     shifted = torch.gather(x, 2, idx[:, None, :].expand_as(x))
-    gain = (torch.rand(b, 1, 1, generator=generator).to(dev) * 2 - 1) * max_gain
+    gain = (torch.rand(b, 1, 1, generator=generator, device=draw_on).to(dev) * 2 - 1) * max_gain
     return torch.clamp(shifted + gain, min=SILENCE)
 
 
