@@ -171,3 +171,18 @@ def test_rerank_compares_probabilities_not_logits():
         rerank(readings, torch.tensor([3]))
     with pytest.raises(ValueError, match="readings"):
         rerank(readings[0], torch.tensor([1]))
+
+
+def test_guided_constrained_sampling_reads_nothing_back_per_token(vocab, model, as_on_a_gpu):
+    """Sampling with a KV cache, guidance, an image-span constraint and a seeded generator: no host read
+    per token where reads cost a round trip (``as_on_a_gpu`` in conftest.py; the stop check, which
+    looks every 16 tokens on an accelerator, is not asked for here)."""
+    from course_lib.sampling import image_span_constraint
+    prompt = torch.tensor([text_to_image_prompt(vocab, vocab.encode_text("a seven"))] * 3)
+    uncond = torch.tensor([text_to_image_prompt(vocab, [])] * 3)
+    as_on_a_gpu.clear()
+    out = generate(model, prompt, vocab.n_image_tokens + 1, temperature=0.7, guidance_scale=2.0, uncond_prompt=uncond,
+                   allowed=image_span_constraint(vocab), generator=torch.Generator().manual_seed(0))
+    assert out.shape == (3, vocab.n_image_tokens + 1)
+    # only the range checks of the two prompts, once per call before the loop; nothing per token
+    assert [(m, f) for m, f, _ in as_on_a_gpu] == [("tolist", "validate.py")] * 2, as_on_a_gpu[:10]
