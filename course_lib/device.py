@@ -77,6 +77,13 @@ def autocast(device: torch.device | str):
     return torch.autocast(device.type, dtype=dtype)
 
 
+def draw_device(generator: torch.Generator | None, device: torch.device | str) -> torch.device:
+    """Where random numbers for a tensor on ``device`` are drawn: on ``generator``'s device when one is
+    given (its random stream decides the numbers), else on ``device`` itself (no host-to-device copy).
+    Move the draw to ``device`` afterwards (a no-op when they are the same)."""
+    return generator.device if generator is not None else torch.device(device)
+
+
 def seed_offset() -> int:
     """``COURSE_SEED`` (default 0): added to every seed the course sets through :func:`seed_everything`
     and :func:`course_lib.train.fit`, so a robustness sweep can re-run a notebook with other random

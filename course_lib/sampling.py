@@ -20,6 +20,7 @@ from typing import Callable
 import torch
 
 from .vocabulary import BOI, BOS, BOT, EOI, EOT, PAD, MixedVocabulary
+from .device import draw_device
 from .validate import as_int, check_codes, check_float, check_int, check_tensor
 
 AllowedFn = Callable[[int, torch.Tensor], torch.Tensor]
@@ -174,8 +175,8 @@ def _masks_on(device, allowed: AllowedFn) -> AllowedFn:
 
 def _draw(probs, generator):
     """One id per row of probs (B, V), with ``generator``'s random stream."""
-    gen_device = generator.device if generator is not None else probs.device
-    return torch.multinomial(probs.to(gen_device), 1, generator=generator).squeeze(1).to(probs.device)
+    drawn = torch.multinomial(probs.to(draw_device(generator, probs.device)), 1, generator=generator)
+    return drawn.squeeze(1).to(probs.device)
 
 
 # ------------------------------------------------------------------------------ constraints

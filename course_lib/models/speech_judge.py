@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..speech_features import N_FRAMES, N_MELS, SILENCE
+from ..device import draw_device
 from ..validate import check_codes, check_device, check_float, check_int, check_tensor, to_model
 
 __all__ = ["SpeechJudge", "judge_recipe", "train_speech_judge", "judge_words", "judge_accuracy", "get_speech_judge",
@@ -84,7 +85,7 @@ def augment_log_mels(x: torch.Tensor, max_delay: int = 16, max_gain: float = 1.0
     max_gain = check_float("max_gain", max_gain, min_value=0.0)
     b, _, frames = x.shape
     dev = x.device
-    draw_on = dev if generator is None else generator.device   # noise drawn on the device (no host copy)
+    draw_on = draw_device(generator, dev)
     delay = torch.randint(0, max_delay + 1, (b,), generator=generator, device=draw_on).to(dev)
     idx = (torch.arange(frames, device=dev)[None] - delay[:, None]) % frames
     shifted = torch.gather(x, 2, idx[:, None, :].expand_as(x))

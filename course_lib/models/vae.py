@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..device import draw_device
 from ..validate import check_choice, check_float, check_int, check_tensor, to_model
 from .autoencoders import IMAGE_SHAPE, ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 
@@ -40,8 +41,8 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Gene
     check_tensor("logvar", logvar, floating=True, finite=True, hot=True)
     if mu.shape != logvar.shape:
         raise ValueError(f"logvar must have the same shape as mu {tuple(mu.shape)}; got shape {tuple(logvar.shape)}")
-    eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype,   # drawn on the device (no host copy)
-                      device=mu.device if generator is None else generator.device).to(mu.device)
+    eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype,
+                      device=draw_device(generator, mu.device)).to(mu.device)
     return mu + torch.exp(0.5 * logvar) * eps
 
 

@@ -267,13 +267,12 @@ class VectorQuantizer(nn.Module):
         self.register_buffer("usage", torch.ones(num_codes))               # EMA counts for dead codes
         self.register_buffer("initialized", torch.tensor(not self.kmeans_init))
         self._needs_init = self.kmeans_init  # mirrors ``initialized`` on the host: no device read per step
-        self._restarts = 0                   # restarts counted on the host (the CPU path) ...
-        self._restarts_on_device = None      # ... and on an accelerator, as a 0-d tensor read only when asked
+        self._restarts = 0  # an int on the CPU path; on an accelerator a 0-d tensor, read only when asked
 
     @property
     def restarts(self) -> int:
         """How many codes were restarted so far (not saved). On an accelerator, reading it waits for the device."""
-        return self._restarts + (0 if self._restarts_on_device is None else int(self._restarts_on_device))
+        return int(self._restarts)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
@@ -355,8 +354,7 @@ class VectorQuantizer(nn.Module):
         if self.ema:
             self.cluster_size.copy_(torch.where(dead, threshold, self.cluster_size))
             self.embed_sum.copy_(torch.where(dead[:, None], new * self.dead_threshold, self.embed_sum))
-        count = dead.sum()
-        self._restarts_on_device = count if self._restarts_on_device is None else self._restarts_on_device + count
+        self._restarts = self._restarts + dead.sum()
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         """z: (B, D, H, W) finite -> :class:`QuantizerOutput` (straight-through z_q, indices (B, H, W), loss)."""
