@@ -118,6 +118,32 @@ def test_make_speech_is_seeded_and_respects_the_split():
     assert make_speech(0, split="test").clips == []
 
 
+@needs_espeak
+def test_worker_processes_give_the_same_clips_bit_for_bit():
+    """make_speech's workers (fresh interpreters, each given a contiguous chunk) return exactly the
+    clips of one process, in the same order, as float32 like synthesize's."""
+    one = make_speech(2, seed=5, split="train", workers=1)
+    three = make_speech(2, seed=5, split="train", workers=3)
+    assert one.settings == three.settings and len(three.clips) == 20
+    assert all(b.dtype == np.float32 and np.array_equal(a, b) for a, b in zip(one.clips, three.clips))
+
+
+def test_speech_workers_default_and_explicit(monkeypatch):
+    monkeypatch.setattr(speech, "_available_cores", lambda: 16)
+    assert speech.speech_workers(speech.PARALLEL_MIN_CLIPS - 1) == 1      # a worker's start-up would cost more
+    assert speech.speech_workers(speech.PARALLEL_MIN_CLIPS) == 4          # the usable cores, at most 4
+    assert speech.speech_workers(10, workers=3) == 3
+    monkeypatch.setattr(speech, "_available_cores", lambda: 1)
+    assert speech.speech_workers(10 ** 6) == 1
+
+
+@needs_espeak
+def test_a_failing_worker_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(speech, "_WORKER", "import sys; sys.stderr.write('espeak exploded'); sys.exit(3)")
+    with pytest.raises(RuntimeError, match=r"speech synthesis worker failed \(exit code 3\): espeak exploded"):
+        make_speech(1, split="val", workers=2)
+
+
 @pytest.mark.parametrize("kwargs, exc, match", [
     (dict(word=7), TypeError, "word must be a string"),
     (dict(word=""), ValueError, "word must hold at least one letter"),
@@ -148,6 +174,8 @@ def test_synthesize_rejects_bad_arguments(kwargs, exc, match):
     ((1,), dict(words=()), ValueError, "words must hold at least one word"),
     ((1,), dict(words=("one", 2)), TypeError, r"words\[1\] must be a string"),
     ((1,), dict(words=("one", "one")), ValueError, "words must be different"),
+    ((1,), dict(workers=0), ValueError, "workers must be >= 1; got 0"),
+    ((1,), dict(workers=2.0), TypeError, "workers must be an int"),
 ])
 def test_make_speech_rejects_bad_arguments(args, kwargs, exc, match):
     with pytest.raises(exc, match=match):
