@@ -8,7 +8,7 @@ with :func:`course_lib.audio.log_mel` and its defaults (n_fft 1024, hop 256, 80 
 * :func:`clips_to_log_mels`: a list of N clips -> float32 ``(N, N_MELS, n_frames)``, natural log of
   mel magnitudes, from ``log(1e-5) = -11.5`` (silence) to about +6.
 * :func:`speech_log_mels`: ``make_speech(n_per_word, seed=, split=)`` -> ``(log_mels, labels)``
-  with labels long ``(N,)`` indexing ``DIGIT_WORDS``.
+  with labels long ``(N,)`` indexing ``DIGIT_WORDS`` (sets of up to 2,000 clips remembered, in memory).
 * :func:`log_mels_to_audio`: back to waveforms ``(N, (n_frames - 1) * HOP)`` to listen to
   (Griffin-Lim, :func:`course_lib.audio.mel_to_audio`).
 """
@@ -54,10 +54,29 @@ def speech_log_mels(split: str, n_per_word: int, seed: int = 0, n_frames: int = 
     """Synthesise ``make_speech(n_per_word, seed=seed, split=split)`` (the ten digit words) and return
     ``(log_mels float32 (10 * n_per_word, N_MELS, n_frames), labels long (10 * n_per_word,))``.
     Raises ``RuntimeError`` with :func:`~course_lib.data.speech.speech_available`'s reason where
-    eSpeak NG cannot be loaded."""
+    eSpeak NG cannot be loaded.
+
+    Sets of up to ``MEMO_MAX_CLIPS`` clips are remembered (at most ``MEMO_MAX_BYTES`` in all, the
+    oldest forgotten first): the synthesis is deterministic, so asking again (notebook 08 asks for the
+    training and test voices the audio tokenizer, the judge and the evaluation share) returns copies
+    of the same tensors without synthesising them again."""
     from .data.speech import make_speech
+    key = (split, n_per_word, seed, n_frames)
+    if key in _MEMO:
+        _MEMO[key] = _MEMO.pop(key)   # most recently used last
+        return tuple(t.clone() for t in _MEMO[key])
     ds = make_speech(n_per_word, seed=seed, split=split)
-    return clips_to_log_mels(ds.clips, n_frames), torch.as_tensor(ds.labels, dtype=torch.long)
+    out = clips_to_log_mels(ds.clips, n_frames), torch.as_tensor(ds.labels, dtype=torch.long)
+    if len(ds.labels) <= MEMO_MAX_CLIPS:
+        _MEMO[key] = tuple(t.clone() for t in out)
+        while sum(t.nbytes for pair in _MEMO.values() for t in pair) > MEMO_MAX_BYTES:
+            _MEMO.pop(next(iter(_MEMO)))
+    return out
+
+
+MEMO_MAX_CLIPS = 2000      # ~56 MB of log-mels at 88 frames
+MEMO_MAX_BYTES = 160 * 2 ** 20
+_MEMO: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
 
 def log_mels_to_audio(log_mels: torch.Tensor, n_iter: int = 32, seed: int = 0) -> torch.Tensor:

@@ -47,6 +47,30 @@ def test_clips_to_log_mels_pads_and_cuts():
     assert clips_to_log_mels([]).shape == (0, N_MELS, N_FRAMES)
 
 
+@needs_espeak
+def test_speech_log_mels_remembers_small_sets_and_hands_out_copies(monkeypatch):
+    import course_lib.data.speech as speech
+    import course_lib.speech_features as sf
+    monkeypatch.setattr(sf, "_MEMO", {})
+    calls = []
+    real = speech.make_speech
+    monkeypatch.setattr(speech, "make_speech", lambda *a, **k: calls.append((a, k)) or real(*a, **k))
+    x, y = speech_log_mels("val", 1, seed=2)
+    x[:] = 0.0                                              # a caller writing into its copy ...
+    again_x, again_y = speech_log_mels("val", 1, seed=2)
+    assert len(calls) == 1 and again_x.abs().sum() > 0        # ... changes nothing that is remembered
+    fresh_x, fresh_y = sf.clips_to_log_mels(real(1, seed=2, split="val").clips), y
+    assert torch.equal(again_x, fresh_x) and torch.equal(again_y, fresh_y)
+    speech_log_mels("val", 1, seed=3)                         # other arguments: synthesised
+    assert len(calls) == 2
+    monkeypatch.setattr(sf, "MEMO_MAX_BYTES", again_x.nbytes + again_y.nbytes)   # room for one set: the oldest goes
+    speech_log_mels("val", 1, seed=4)
+    assert list(sf._MEMO) == [("val", 1, 4, N_FRAMES)]
+    monkeypatch.setattr(sf, "MEMO_MAX_CLIPS", 5)            # a set bigger than that is not kept
+    speech_log_mels("val", 1, seed=5)
+    assert ("val", 1, 5, N_FRAMES) not in sf._MEMO
+
+
 def test_bad_arguments_name_the_argument():
     judge = SpeechJudge(width=8)
     with pytest.raises(ValueError, match=r"log_mels must have shape \(\*, 80, \*\)"):
