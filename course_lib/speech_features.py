@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .audio import log_mel, mel_to_audio
-from .validate import check_int, check_tensor
+from .validate import check_choice, check_int, check_tensor
 
 N_MELS = 80
 HOP = 256
@@ -60,8 +60,10 @@ def speech_log_mels(split: str, n_per_word: int, seed: int = 0, n_frames: int = 
     oldest forgotten first): the synthesis is deterministic, so asking again (notebook 08 asks for the
     training and test voices the audio tokenizer, the judge and the evaluation share) returns copies
     of the same tensors without synthesising them again."""
-    from .data.speech import make_speech
-    key = (split, n_per_word, seed, n_frames)
+    from .data.speech import SPEECH_SPLITS, make_speech
+    # checked before the memo is asked, so 2.0 or True never stands in for 2 or 1
+    key = (check_choice("split", split, SPEECH_SPLITS), check_int("n_per_word", n_per_word, min_value=0),
+           check_int("seed", seed, min_value=0), check_int("n_frames", n_frames, min_value=4))
     if key in _MEMO:
         _MEMO[key] = _MEMO.pop(key)   # most recently used last
         return tuple(t.clone() for t in _MEMO[key])

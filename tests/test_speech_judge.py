@@ -66,6 +66,10 @@ def test_speech_log_mels_remembers_small_sets_and_hands_out_copies(monkeypatch):
     monkeypatch.setattr(sf, "MEMO_MAX_BYTES", again_x.nbytes + again_y.nbytes)   # room for one set: the oldest goes
     speech_log_mels("val", 1, seed=4)
     assert list(sf._MEMO) == [("val", 1, 4, N_FRAMES)]
+    with pytest.raises(TypeError, match="n_per_word must be an int"):
+        speech_log_mels("val", 1.0, seed=4)                   # never the remembered set of n_per_word=1
+    with pytest.raises(TypeError, match="seed must be an int"):
+        speech_log_mels("val", 1, seed=True)
     monkeypatch.setattr(sf, "MEMO_MAX_CLIPS", 5)            # a set bigger than that is not kept
     speech_log_mels("val", 1, seed=5)
     assert ("val", 1, 5, N_FRAMES) not in sf._MEMO

@@ -414,7 +414,7 @@ def make_speech(n_per_word: int, *, seed: int = 0, split: str = "train", words=D
     ``workers``: processes that synthesise (eSpeak NG runs on one core); default: the usable cores (at
     most 4) for 1,000 clips or more, else this process alone (:func:`speech_workers`). The clips are the
     same, bit for bit, whatever the number. Measured on a 2-core VM: 1,000 digit words in 8.6 s on one
-    core; 6,000 in 52 s on one, 27 s on two.
+    core; 6,000 in 47 s on one, 26 s on two.
     """
     n_per_word = check_int("n_per_word", n_per_word, min_value=0)
     seed = check_int("seed", seed, min_value=0)
