@@ -419,8 +419,6 @@ def make_speech(n_per_word: int, *, seed: int = 0, split: str = "train", words=D
     n_per_word = check_int("n_per_word", n_per_word, min_value=0)
     seed = check_int("seed", seed, min_value=0)
     check_choice("split", split, SPEECH_SPLITS)
-    if workers is not None:
-        check_int("workers", workers, min_value=1)
     if isinstance(words, str) or not isinstance(words, (list, tuple)):
         raise TypeError(f"words must be a list or tuple of strings; got {type(words).__name__} {words!r:.60}")
     if not words:
