@@ -20,7 +20,7 @@ digits is drawn from the 4,500 training digits (a random permutation with seed `
 for each of these two kinds and each candidate, one model (seed ``--select-seed``, 0) is trained on
 the remaining 4,000 digits and scored on the validation digits. One setting at a time: first the
 decay (with the threshold from ``--threshold`` / ``--library-threshold``), then the threshold with
-the chosen decay. Rule: the candidate with the lowest validation MSE wins; MSEs equal when rounded
+the chosen decay, then the commitment weight (``--select-beta``) with both. Rule: the candidate with the lowest validation MSE wins; MSEs equal when rounded
 to 5 decimals count as a tie, broken by the higher validation perplexity, then by the order listed.
 Each kind is then retrained with its chosen settings on all 4,500 training digits for every
 ``--seeds`` seed and scored on the test set, which only these final runs see. A selected setting
@@ -34,7 +34,8 @@ from different networks, which added the spread between networks to the comparis
 Options measured beside the classic settings (``--rotation`` / ``--library-rotation``: the rotation
 trick for ours / the library; ``--ema-warmup``: our EMA decay rises as min(decay, t / (t + 9));
 ``--usage-decay``: the decay of the usage count that finds our dead codes, apart from the decay of the
-code positions).
+code positions; ``--beta`` / ``--library-beta``: the commitment weight, 0.25 for both unless chosen on
+validation with ``--select-beta``, after the decay and the threshold).
 
 Latest measurement (2026-12-07), paired runs, 2-core AMD EPYC (Zen 3) VM, 1 thread, 1,200 steps, K=512,
 test set, seeds 0-2, mean [min, max]; decays / thresholds from an earlier run of the selection above
@@ -68,6 +69,18 @@ about half of the VQ-VAE's error. But that half is not the codebook update's fau
 k-means optimum of the encoder's latents. At 441 bits per image the error is set by the rate and by what
 the encoder learns to emit, which is why every codebook-update variant above lands within the spread
 between seeds on MSE while they differ clearly in how evenly they use the codes.
+
+The commitment weight, measured 2026-12-08 on the same validation split (paired runs, seeds 0-2, 1 thread,
+ours with decay 0.95 / threshold 1 / usage decay 0.8, the library with decay 0.8 / threshold 1), mean
+[min, max]; the 0.25 rows repeat the earlier validation numbers above to the last digit:
+
+    ours, commitment 0.1                 MSE 0.00301 [0.00299, 0.00303]  perplexity 403.0 [398.4, 407.0]
+    ours, commitment 0.25                MSE 0.00294 [0.00286, 0.00299]  perplexity 399.0 [380.8, 409.8]
+    ours, commitment 0.5                 MSE 0.00297 [0.00286, 0.00307]  perplexity 414.0 [413.2, 415.2]
+    vector-quantize-pytorch, 0.25        MSE 0.00291 [0.00284, 0.00302]  perplexity 378.5 [367.6, 390.3]
+
+A looser or a tighter commitment moves the MSE by less than the spread between seeds (the selection rule
+keeps 0.25); a tighter one spreads the codes further (perplexity 414).
 
 Earlier measurement (unpaired runs, fit's AdamW fused, branch cpu-hot-paths), same settings:
 
@@ -124,10 +137,11 @@ TEXTBOOK_DECAY = 0.99
 class LibraryVQ(nn.Module):
     """vector-quantize-pytorch's VectorQuantize behind course_lib's quantizer interface."""
 
-    def __init__(self, num_codes: int, dim: int, decay: float = 0.99, threshold: float = 2.0, rotation: bool = False):
+    def __init__(self, num_codes: int, dim: int, decay: float = 0.99, threshold: float = 2.0, rotation: bool = False,
+                 beta: float = 0.25):
         super().__init__()
         from vector_quantize_pytorch import VectorQuantize
-        self.vq = VectorQuantize(dim=dim, codebook_size=num_codes, decay=decay, commitment_weight=0.25,
+        self.vq = VectorQuantize(dim=dim, codebook_size=num_codes, decay=decay, commitment_weight=beta,
                                  kmeans_init=True, threshold_ema_dead_code=threshold, rotation_trick=rotation,
                                  accept_image_fmap=True)
         self.num_codes = num_codes
@@ -140,13 +154,15 @@ class LibraryVQ(nn.Module):
 
 
 def make_quantizer(kind: str, num_codes: int, dim: int, threshold: float = 3.0, decay: float = 0.99,
-                   rotation: bool = False, ema_warmup: bool = False, usage_decay: float | None = None) -> nn.Module:
+                   rotation: bool = False, ema_warmup: bool = False, usage_decay: float | None = None,
+                   beta: float = 0.25) -> nn.Module:
     if kind == "ours":
-        return VectorQuantizer(num_codes, dim, ema=True, decay=decay, kmeans_init=True, dead_threshold=threshold,
-                               rotation=rotation, ema_warmup=ema_warmup, usage_decay=usage_decay)
+        return VectorQuantizer(num_codes, dim, beta=beta, ema=True, decay=decay, kmeans_init=True,
+                               dead_threshold=threshold, rotation=rotation, ema_warmup=ema_warmup,
+                               usage_decay=usage_decay)
     if kind == "textbook":
         return VectorQuantizer(num_codes, dim, ema=True, decay=TEXTBOOK_DECAY)
-    return LibraryVQ(num_codes, dim, decay=decay, threshold=threshold, rotation=rotation)
+    return LibraryVQ(num_codes, dim, decay=decay, threshold=threshold, rotation=rotation, beta=beta)
 
 
 NAMES = {"ours": "ours (EMA + k-means + restart)", "library": f"vector-quantize-pytorch {PINNED}",
@@ -159,7 +175,8 @@ def label(kind: str, settings: dict) -> str:
     return (f"{NAMES[kind]}, threshold {settings['threshold']:g}, decay {settings['decay']:g}"
             + (", rotation trick" if settings.get("rotation") else "")
             + (", EMA warm-up" if settings.get("ema_warmup") else "")
-            + (f", usage decay {settings['usage_decay']:g}" if settings.get("usage_decay") is not None else ""))
+            + (f", usage decay {settings['usage_decay']:g}" if settings.get("usage_decay") is not None else "")
+            + (f", commitment {settings['beta']:g}" if settings.get("beta", 0.25) != 0.25 else ""))
 
 
 @torch.no_grad()
@@ -179,14 +196,15 @@ def run_one(kind: str, seed: int, settings: dict, args, x_train: torch.Tensor, x
     torch.manual_seed(seed)
     quantizer = make_quantizer(kind, args.codes, 16, settings["threshold"], settings["decay"],
                                settings.get("rotation", False), settings.get("ema_warmup", False),
-                               settings.get("usage_decay"))
+                               settings.get("usage_decay"), settings.get("beta", 0.25))
     torch.manual_seed(seed)  # paired runs: every quantizer gets the same encoder/decoder initialisation
     model = VQVAE(quantizer, channels=1, hidden=64, dim=16)
     history = fit(model, vqvae_loss, x_train, steps=args.steps, batch_size=64, lr=args.lr, seed=seed,
                   device="cpu", desc=kind)
     row = {"quantizer": label(kind, settings), "kind": kind,
            "threshold": None if kind == "textbook" else settings["threshold"],
-           "decay": TEXTBOOK_DECAY if kind == "textbook" else settings["decay"], "seed": seed, "steps": history.steps,
+           "decay": TEXTBOOK_DECAY if kind == "textbook" else settings["decay"],
+           "beta": 0.25 if kind == "textbook" else settings.get("beta", 0.25), "seed": seed, "steps": history.steps,
            "train_images": len(x_train), "train_seconds": round(history.seconds, 1),
            **evaluate(model, x_eval, args.codes, split)}
     print(f"{row['quantizer']:<56} seed {seed}: {split} MSE {row[f'{split}_mse']:.5f}  perplexity "
@@ -213,14 +231,14 @@ def select(args, x_train: torch.Tensor, settings: dict, levers: list[tuple[str, 
     x_fit, x_val = split_validation(x_train, args.val_size, args.val_seed)
     print(f"selection: {len(x_fit)} training / {len(x_val)} validation digits, seed {args.select_seed}")
     kinds = [k for k in args.kinds if k in SELECTABLE]
-    done: dict[tuple, dict] = {}  # (kind, decay, threshold) -> run: a candidate equal to an earlier winner is not rerun
+    done: dict[tuple, dict] = {}  # (kind, its settings) -> run: a candidate equal to an earlier winner is not rerun
     rows = []
     for lever, candidates in levers:
         table = {}
         for kind in kinds:
             for value in candidates:
                 trial = {**settings[kind], lever: value}
-                key = (kind, trial["decay"], trial["threshold"])
+                key = (kind, tuple(sorted(trial.items())))
                 if key not in done:
                     done[key] = run_one(kind, args.select_seed, trial, args, x_fit, x_val, "val")
                 table[kind, value] = {**done[key], "lever": lever}
@@ -269,6 +287,13 @@ def main(argv=None) -> int:
     parser.add_argument("--select-threshold", type=float, nargs="+", default=None, metavar="THRESHOLD",
                         help="choose each kind's dead-code threshold among these on the validation split, "
                              "after the decay (module doc)")
+    parser.add_argument("--beta", type=float, default=0.25,
+                        help="our commitment weight (the notebooks use 0.25); ignored with --select-beta")
+    parser.add_argument("--library-beta", type=float, default=0.25,
+                        help="the library's commitment_weight; ignored with --select-beta")
+    parser.add_argument("--select-beta", type=float, nargs="+", default=None, metavar="BETA",
+                        help="choose each kind's commitment weight among these on the validation split, "
+                             "after the decay and the threshold (module doc)")
     parser.add_argument("--val-size", type=int, default=500, help="validation digits taken from the training set")
     parser.add_argument("--val-seed", type=int, default=0, help="seed of the validation split")
     parser.add_argument("--select-seed", type=int, default=0, help="training seed of the selection runs")
@@ -300,11 +325,12 @@ def main(argv=None) -> int:
     dd = load_digits(verbose=False)
     xtr, _ = as_tensors(dd["train"])
     settings = {"ours": {"decay": args.decay, "threshold": args.threshold, "rotation": args.rotation,
-                         "ema_warmup": args.ema_warmup, "usage_decay": args.usage_decay},
+                         "ema_warmup": args.ema_warmup, "usage_decay": args.usage_decay, "beta": args.beta},
                 "library": {"decay": args.library_decay, "threshold": args.library_threshold,
-                            "rotation": args.library_rotation},
+                            "rotation": args.library_rotation, "beta": args.library_beta},
                 "textbook": {"decay": TEXTBOOK_DECAY, "threshold": 0.0}}
-    levers = [(name, values) for name, values in (("decay", args.select_decay), ("threshold", args.select_threshold))
+    levers = [(name, values) for name, values in (("decay", args.select_decay), ("threshold", args.select_threshold),
+                                                  ("beta", args.select_beta))
               if values]
     selection = select(args, xtr, settings, levers) if levers else None
     xte, _ = as_tensors(dd["test"])  # the test set: final runs only
