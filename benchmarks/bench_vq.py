@@ -20,8 +20,9 @@ digits is drawn from the 4,500 training digits (a random permutation with seed `
 for each of these two kinds and each candidate, one model (seed ``--select-seed``, 0) is trained on
 the remaining 4,000 digits and scored on the validation digits. One setting at a time: first the
 decay (with the threshold from ``--threshold`` / ``--library-threshold``), then the threshold with
-the chosen decay, then the commitment weight (``--select-beta``) with both. Rule: the candidate with the lowest validation MSE wins; MSEs equal when rounded
-to 5 decimals count as a tie, broken by the higher validation perplexity, then by the order listed.
+the chosen decay, then the commitment weight (``--select-beta``) with both. Rule: the candidate with
+the lowest validation MSE wins; MSEs equal when rounded to 5 decimals count as a tie, broken by the
+higher validation perplexity, then by the order listed.
 Each kind is then retrained with its chosen settings on all 4,500 training digits for every
 ``--seeds`` seed and scored on the test set, which only these final runs see. A selected setting
 overrides its flag; the textbook reference keeps decay 0.99 and no restarts.
@@ -176,7 +177,7 @@ def label(kind: str, settings: dict) -> str:
             + (", rotation trick" if settings.get("rotation") else "")
             + (", EMA warm-up" if settings.get("ema_warmup") else "")
             + (f", usage decay {settings['usage_decay']:g}" if settings.get("usage_decay") is not None else "")
-            + (f", commitment {settings['beta']:g}" if settings.get("beta", 0.25) != 0.25 else ""))
+            + (f", commitment {settings['beta']:g}" if settings["beta"] != 0.25 else ""))
 
 
 @torch.no_grad()
@@ -196,7 +197,7 @@ def run_one(kind: str, seed: int, settings: dict, args, x_train: torch.Tensor, x
     torch.manual_seed(seed)
     quantizer = make_quantizer(kind, args.codes, 16, settings["threshold"], settings["decay"],
                                settings.get("rotation", False), settings.get("ema_warmup", False),
-                               settings.get("usage_decay"), settings.get("beta", 0.25))
+                               settings.get("usage_decay"), settings["beta"])
     torch.manual_seed(seed)  # paired runs: every quantizer gets the same encoder/decoder initialisation
     model = VQVAE(quantizer, channels=1, hidden=64, dim=16)
     history = fit(model, vqvae_loss, x_train, steps=args.steps, batch_size=64, lr=args.lr, seed=seed,
@@ -204,7 +205,7 @@ def run_one(kind: str, seed: int, settings: dict, args, x_train: torch.Tensor, x
     row = {"quantizer": label(kind, settings), "kind": kind,
            "threshold": None if kind == "textbook" else settings["threshold"],
            "decay": TEXTBOOK_DECAY if kind == "textbook" else settings["decay"],
-           "beta": 0.25 if kind == "textbook" else settings.get("beta", 0.25), "seed": seed, "steps": history.steps,
+           "beta": settings["beta"], "seed": seed, "steps": history.steps,
            "train_images": len(x_train), "train_seconds": round(history.seconds, 1),
            **evaluate(model, x_eval, args.codes, split)}
     print(f"{row['quantizer']:<56} seed {seed}: {split} MSE {row[f'{split}_mse']:.5f}  perplexity "
@@ -328,7 +329,7 @@ def main(argv=None) -> int:
                          "ema_warmup": args.ema_warmup, "usage_decay": args.usage_decay, "beta": args.beta},
                 "library": {"decay": args.library_decay, "threshold": args.library_threshold,
                             "rotation": args.library_rotation, "beta": args.library_beta},
-                "textbook": {"decay": TEXTBOOK_DECAY, "threshold": 0.0}}
+                "textbook": {"decay": TEXTBOOK_DECAY, "threshold": 0.0, "beta": 0.25}}
     levers = [(name, values) for name, values in (("decay", args.select_decay), ("threshold", args.select_threshold),
                                                   ("beta", args.select_beta))
               if values]
