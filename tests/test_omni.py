@@ -386,3 +386,67 @@ def test_a_training_step_reads_nothing_back_from_the_device(as_on_a_gpu):
         loss, _ = omni_loss(model, data.batch(16), data.weights, data.targets)
         loss.backward()
     assert as_on_a_gpu == []
+
+
+def test_read_back_scores_the_digit_words_after_the_models_own_reading_prompts():
+    from course_lib.omni import read_back
+    v = vocab()
+    data = tiny_data(v)
+    model = new_omni_model({**omni_recipe("smoke"), "steps": 1}, v, data.block_size).eval()
+    clips = torch.randint(K_AUD, (5, T_AUD))
+    images = torch.randint(K_IMG, (4, *GRID))
+    heard, seen = read_back(model, v, audio_codes=clips), read_back(model, v, image_codes=images)
+    assert heard.shape == (5, 10) and seen.shape == (4, 10) and heard.dtype == torch.float32
+    # the same logits as the model's next-token scores after [BOS BOA audio EOA BOT write], digit words only
+    prompt, _ = task_prompts(v, S2T, torch.zeros(5, dtype=torch.long),
+                             torch.full((5, 9), v.image_offset), v.audio_codes_to_ids(clips))
+    expected = model(prompt)[:, -1, digit_word_ids(v)]
+    assert torch.allclose(heard, expected, atol=1e-5)
+    assert torch.allclose(read_back(model, v, audio_codes=clips, batch_size=2), heard, atol=1e-5)
+    with pytest.raises(ValueError, match="exactly one of audio_codes= .clips. or image_codes="):
+        read_back(model, v)
+    with pytest.raises(ValueError, match="exactly one of"):
+        read_back(model, v, audio_codes=clips, image_codes=images)
+
+
+def test_pick_best_keeps_the_candidate_read_most_surely_as_the_digit_asked(monkeypatch):
+    import course_lib.omni as omni
+    v = vocab()
+    model = object()
+    cands = torch.arange(2 * 3 * T_AUD).view(2, 3, T_AUD)           # P=2 prompts, n=3 candidates each
+    logits = torch.zeros(6, 10)
+    logits[1, 4] = 5.0                                              # prompt 0: candidate 1 reads as "four"
+    logits[0, 4], logits[0, 7] = 5.0, 9.0                           # candidate 0: a larger logit, but for "seven"
+    logits[5, 2] = 3.0                                              # prompt 1: candidate 2 reads as "two"
+    seen = []
+    monkeypatch.setattr(omni, "read_back", lambda m, vv, audio_codes=None, image_codes=None:
+                        seen.append(audio_codes) or logits)
+    best = omni.pick_best(model, v, cands, torch.tensor([4, 2]))
+    assert torch.equal(best, torch.stack([cands[0, 1], cands[1, 2]]))
+    assert torch.equal(seen[0], cands.flatten(0, 1))                # every candidate read, prompt by prompt
+    with pytest.raises(ValueError, match=r"candidates must be \(P, n, T'\) audio codes or \(P, n, h, w\)"):
+        omni.pick_best(model, v, cands[0], torch.tensor([4]))
+
+
+def test_speak_and_draw_with_candidates_keep_one_of_their_own_candidates():
+    from course_lib.omni import draw_heard, pick_best, speak, transcribe
+    v = vocab()
+    data = tiny_data(v)
+    model = new_omni_model({**omni_recipe("smoke"), "steps": 1}, v, data.block_size).eval()
+    digits = torch.tensor([3, 7, 1])
+    all_said = speak(model, v, digits=digits.repeat_interleave(4), n_audio=T_AUD,
+                     generator=torch.Generator().manual_seed(5)).view(3, 4, T_AUD)
+    said = speak(model, v, digits=digits, n_audio=T_AUD, generator=torch.Generator().manual_seed(5), candidates=4)
+    assert torch.equal(said, pick_best(model, v, all_said, digits))
+    assert all(any(torch.equal(said[p], all_said[p, j]) for j in range(4)) for p in range(3))
+    clips = torch.randint(K_AUD, (3, T_AUD))
+    all_drawn = draw_heard(model, v, clips.repeat_interleave(2, 0), generator=torch.Generator().manual_seed(1)).view(3, 2, *GRID)
+    drawn = draw_heard(model, v, clips, generator=torch.Generator().manual_seed(1), candidates=2)
+    assert torch.equal(drawn, pick_best(model, v, all_drawn, transcribe(model, v, clips)))
+    images = torch.randint(K_IMG, (2, *GRID))                       # reading aloud: the digit the model reads
+    read = speak(model, v, image_codes=images, n_audio=T_AUD, generator=torch.Generator().manual_seed(2), candidates=3)
+    assert read.shape == (2, T_AUD)
+    with pytest.raises(ValueError, match="candidates must be >= 1; got 0"):
+        speak(model, v, digits=digits, n_audio=T_AUD, candidates=0)
+    with pytest.raises(ValueError, match="candidates must be >= 1; got 0"):
+        draw_heard(model, v, clips, candidates=0)
