@@ -669,9 +669,10 @@ def evaluate_omni(model, vocab, recipe: dict, image_tokenizer, audio_tokenizer, 
     for split in ("test", "test_accent"):
         mels, labels = speech_log_mels(split, n, seed=0)
         codes = audio_tokenizer.encode(mels).cpu()
-        out[f"s2t_{split}"] = float((transcribe(model, vocab, codes) == labels).double().mean())
+        words = transcribe(model, vocab, codes)
+        out[f"s2t_{split}"] = float((words == labels).double().mean())
         if split == "test":
-            test_codes, test_labels = codes, labels
+            test_codes, test_labels, test_words = codes, labels, words
             ok = (judge_words(speech_judge, audio_tokenizer.decode(codes)).cpu() == labels).double()
             out["judge_ceiling_test"] = float(ok.mean())
             out["judge_ceiling_per_digit"] = [float(ok[labels == d].mean()) for d in range(10)]
@@ -697,7 +698,7 @@ def evaluate_omni(model, vocab, recipe: dict, image_tokenizer, audio_tokenizer, 
     drawn = draw_heard(model, vocab, test_codes.repeat_interleave(k, 0), guidance_scale=recipe["draw_guidance"],
                        **kw).view(len(test_codes), k, *image_tokenizer.grid)
     for key, codes in (("s2i_single_draw", drawn[:, 0]),
-                       ("s2i", pick_best(model, vocab, drawn, transcribe(model, vocab, test_codes)))):
+                       ("s2i", pick_best(model, vocab, drawn, test_words))):   # the word it heard, as transcribed
         images = image_tokenizer.decode(codes.to(image_tokenizer.device))
         out[key] = float((predict_digits(digit_judge, images).cpu() == test_labels).double().mean())
     return out
