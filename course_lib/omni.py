@@ -119,7 +119,7 @@ from .device import pick_device, seed_offset
 from .mixed_training import _from_hparams, new_model, training_examples
 from .models.transformer import MixedTransformer
 from .profiles import get_profile
-from .sampling import generate, rerank
+from .sampling import generate, rerank, word_logits_after_image
 from .train import History, fit
 from .validate import check_codes, check_float, check_int, check_tensor
 from .vocabulary import (BOA, BOI, BOS, BOT, EOA, EOI, EOS, EOT, PAD, MixedVocabulary, WordTokenizer)
@@ -487,17 +487,13 @@ def read_back(model, vocab, *, audio_codes: torch.Tensor | None = None, image_co
     if (audio_codes is None) == (image_codes is None):
         raise ValueError("pass exactly one of audio_codes= (clips) or image_codes= (images)")
     check_int("batch_size", batch_size, min_value=1)
-    if audio_codes is not None:
-        check_tensor("audio_codes", audio_codes, ndim=2, integer=True)
-        n = len(audio_codes)
-        img, _ = _dummy(vocab, n, audio_codes.shape[1])
-        task, aud = S2T, vocab.audio_codes_to_ids(audio_codes)
-    else:
-        check_tensor("image_codes", image_codes, ndim=3, integer=True)
-        n = len(image_codes)
-        _, aud = _dummy(vocab, n, 1)
-        task, img = I2S, vocab.codes_to_ids(image_codes.flatten(1))
-    prompt, _ = task_prompts(vocab, task, torch.zeros(n, dtype=torch.long), img.cpu(), aud.cpu())
+    if image_codes is not None:   # [BOS BOI image EOI BOT] + "read": notebook 06's image reading, with the task word
+        return word_logits_after_image(model, vocab, image_codes, TASK_WORDS["i2s"], list(DIGIT_WORDS),
+                                       batch_size=batch_size).float().cpu()
+    check_tensor("audio_codes", audio_codes, ndim=2, integer=True)
+    n = len(audio_codes)
+    img, _ = _dummy(vocab, n, audio_codes.shape[1])
+    prompt, _ = task_prompts(vocab, S2T, torch.zeros(n, dtype=torch.long), img, vocab.audio_codes_to_ids(audio_codes).cpu())
     device = next(model.parameters()).device
     cols = digit_word_ids(vocab).to(device)
     was_training = model.training
